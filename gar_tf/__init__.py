@@ -1,0 +1,25 @@
+"""gar-tf: in-loop meta-learning with the gradient-alignment reward (GAR) for Keras 3."""
+
+from gar_tf.alignment import (
+    DEFAULT_EXCLUDED,
+    AlignmentEngine,
+    LayerRule,
+    per_example_alignment,
+    register_rule,
+)
+from gar_tf.model import GARModel
+from gar_tf.policies import Policy, reinforce_loss, standardise
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_EXCLUDED",
+    "AlignmentEngine",
+    "GARModel",
+    "LayerRule",
+    "Policy",
+    "per_example_alignment",
+    "register_rule",
+    "reinforce_loss",
+    "standardise",
+]

@@ -1,0 +1,306 @@
+"""The reward engine: per-example alignments r_i = <g_i, V> without per-example gradients.
+
+GAR_SPEC §1.1-1.3. For every recorded call of a unit, ``r_i += sum(delta_i * dz_i(V))``
+where ``delta = dL/dz`` of the *mean* batch loss and ``dz(V)`` is the unit's
+tangent along the direction ``V`` (a rule's closed form, or a layer-local
+forward-mode JVP for the fallback). So ``sum_i r_i = <grad L, V>`` exactly over
+the covered weights, and without cross-example coupling ``r_i = <grad l_i, V> / B``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from gar_tf.alignment.plan import DEFAULT_EXCLUDED, Plan, Unit, build_plan
+from gar_tf.alignment.tap import CallState, Recording, loss_facing, recording
+
+SIMILARITIES = ("dot", "cosine")
+_EPSILON = 1e-12
+
+
+def _float32(t: tf.Tensor) -> tf.Tensor:
+    return tf.cast(t, tf.float32) if t.dtype.is_floating else t
+
+
+def sum_per_example(t: tf.Tensor) -> tf.Tensor:
+    """Sums every axis but the first: shape [B, ...] -> [B]."""
+    return tf.reduce_sum(tf.reshape(t, [tf.shape(t)[0], -1]), axis=1)
+
+
+class AlignmentEngine:
+    """Per-example gradient alignment for one model (GAR_SPEC §1.2).
+
+    Args:
+        model: a built Keras model or layer; it is never modified.
+        exclude: layer types whose own weights are left out of the reward
+            (default: the normalisation layers, as in the reference).
+        strict: raise instead of using the exact fallback for layers with
+            trainable weights and no registered rule.
+        similarity: ``"dot"`` (GAR_SPEC §1.1) or ``"cosine"``, computed per
+            weight tensor and summed over tensors (GAR_SPEC §1.3).
+    """
+
+    def __init__(
+        self,
+        model: keras.layers.Layer,
+        *,
+        exclude: tuple[type, ...] = DEFAULT_EXCLUDED,
+        strict: bool = False,
+        similarity: str = "dot",
+    ) -> None:
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
+        self.model = model
+        self.similarity = similarity
+        self.plan: Plan = build_plan(model, tuple(exclude), strict)
+        if similarity == "cosine" and self.plan.fallback_layers:
+            names = ", ".join(layer.name for layer in self.plan.fallback_layers)
+            raise ValueError(
+                "similarity='cosine' needs per-example gradient norms, which only "
+                f"layers with a rule provide; these use the fallback: {names}. "
+                "Register rules for them, exclude them, or use similarity='dot'."
+            )
+        self._var_index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+
+    @property
+    def covered_variables(self) -> list[keras.Variable]:
+        """The trainable variables that enter the reward."""
+        return [v for unit in self.plan.units for v in unit.variables.values()]
+
+    def recording(self):
+        """Context manager recording this model's layer calls (see ``tap.recording``)."""
+        return recording(self.plan)
+
+    def check_direction(self, direction: Sequence[tf.Tensor | None]) -> None:
+        """Raises ValueError unless ``direction`` matches ``model.trainable_variables``."""
+        variables = self.model.trainable_variables
+        if len(direction) != len(variables):
+            raise ValueError(
+                f"direction has {len(direction)} tensors but the model has "
+                f"{len(variables)} trainable variables; pass one tensor (or None) per "
+                "entry of model.trainable_variables, in that order."
+            )
+        for v, d in zip(variables, direction):
+            if d is not None and tuple(d.shape) != tuple(v.shape):
+                raise ValueError(
+                    f"direction entry for {v.path} has shape {tuple(d.shape)}, "
+                    f"expected {tuple(v.shape)}."
+                )
+
+    def alignment(
+        self, states: Sequence[CallState], direction: Sequence[tf.Tensor | None]
+    ) -> tf.Tensor:
+        """Per-example alignment [B] (float32) of the recorded batch with ``direction``."""
+        terms: dict[tuple[int, str], list[tf.Tensor]] = {}
+        grads: dict[tuple[int, str], list[tf.Tensor]] = {}
+        unit_ids = {id(u): i for i, u in enumerate(self.plan.units)}
+        total = []
+        for state in states:
+            directions = self._unit_directions(state.unit, direction)
+            if not directions:
+                continue
+            if self.similarity == "dot":
+                total.append(self._dot(state, directions))
+                continue
+            for name, (term, grad) in self._per_tensor(state, directions).items():
+                key = (unit_ids[id(state.unit)], name)
+                terms.setdefault(key, []).append(term)
+                grads.setdefault(key, []).append(grad)
+        if self.similarity == "cosine":
+            for (u, name), parts in terms.items():
+                v = self._unit_directions(self.plan.units[u], direction)[name]
+                g = tf.add_n(grads[(u, name)])
+                norm = tf.sqrt(sum_per_example(tf.square(g))) * tf.norm(v)
+                total.append(tf.add_n(parts) / (norm + _EPSILON))
+        if not total:
+            raise ValueError(
+                "No covered weight has a direction: the reward would be empty. Check "
+                "that the model has Dense/Conv/Embedding layers (or rules for its "
+                "layers) and that the direction is not all None."
+            )
+        return tf.add_n(total)
+
+    def _unit_directions(self, unit: Unit, direction) -> dict[str, tf.Tensor]:
+        out = {}
+        for name, var in unit.variables.items():
+            d = direction[self._var_index[id(var)]]
+            if d is not None:
+                out[name] = tf.cast(tf.convert_to_tensor(d), tf.float32)
+        return out
+
+    def _check_batch(self, state: CallState, delta: tf.Tensor) -> None:
+        batch = state.grads[0].shape[0]
+        for t in state.inputs[:1]:
+            if batch is not None and t.shape[0] is not None and t.shape[0] != batch:
+                raise ValueError(
+                    f"Layer {state.unit.layer.name!r} was called on a tensor whose "
+                    f"first axis ({t.shape[0]}) is not the batch ({batch}); per-example "
+                    "rewards need the batch on axis 0. Exclude this layer or register "
+                    "a rule for it."
+                )
+
+    def _dot(self, state: CallState, directions) -> tf.Tensor:
+        delta = _float32(state.grads[0])
+        if state.unit.rule is None:
+            return self._fallback(state, directions)
+        self._check_batch(state, delta)
+        tangents = self._tangents(state, directions)
+        return sum_per_example(delta * functools.reduce(tf.add, tangents.values()))
+
+    def _tangents(self, state: CallState, directions):
+        unit = state.unit
+        x = _float32(state.inputs[0])
+        names = [w.name for w in unit.layer.weights if w.name in unit.rule.weights]
+        weights = dict(zip(names, (_float32(w) for w in state.weights)))
+        tangents = unit.rule.tangents(unit.layer, x, directions, weights)
+        return {name: tf.cast(t, tf.float32) for name, t in tangents.items()}
+
+    def _per_tensor(self, state: CallState, directions):
+        """{name: (dot term [B], per-example gradient [B, *shape])} for cosine."""
+        delta = _float32(state.grads[0])
+        self._check_batch(state, delta)
+        out = {}
+        tangents = self._tangents(state, directions)
+        x = _float32(state.inputs[0])
+        unit = state.unit
+        names = [w.name for w in unit.layer.weights if w.name in unit.rule.weights]
+        weights = dict(zip(names, (_float32(w) for w in state.weights)))
+        for name, tangent in tangents.items():
+            out[name] = (
+                sum_per_example(delta * tangent),
+                _per_example_gradient(unit, x, delta, name, directions[name], weights),
+            )
+        return out
+
+    def _fallback(self, state: CallState, directions) -> tf.Tensor:
+        """Exact layer-local JVP at the recorded weights and inputs (GAR_SPEC §7.2)."""
+        layer = state.unit.layer
+        structure, is_tensor = state.structure
+        inputs = iter(state.inputs)
+        flat = tf.nest.flatten(structure)
+        leaves = [next(inputs) if t else a for a, t in zip(flat, is_tensor)]
+        args, kwargs = tf.nest.pack_sequence_as(structure, leaves)
+        n_trainable = len(layer.trainable_variables)
+        trainable = list(state.weights[:n_trainable])
+        non_trainable = list(state.weights[n_trainable:])
+        paths = [v.path for v in layer.trainable_variables]
+        primals, tangents = [], []
+        for i, path in enumerate(paths):
+            if path in directions:
+                primals.append(trainable[i])
+                tangents.append(tf.cast(directions[path], trainable[i].dtype))
+        with tf.autodiff.ForwardAccumulator(primals, tangents) as acc:
+            outputs, _ = layer.stateless_call(trainable, non_trainable, *args, **kwargs)
+        jvps = acc.jvp(
+            [loss_facing(o) for o in tf.nest.flatten(outputs)], unconnected_gradients="zero"
+        )
+        return tf.add_n(
+            [sum_per_example(_float32(g) * _float32(j)) for g, j in zip(state.grads, jvps)]
+        )
+
+
+def _per_example_gradient(unit, x, delta, name, like, weights):
+    """Each example's gradient for one weight, one layer at a time (cosine only)."""
+
+    def one(args):
+        xi, di = args
+        v0 = tf.zeros_like(like)
+        with tf.GradientTape() as tape:
+            tape.watch(v0)
+            tangent = unit.rule.tangents(unit.layer, xi[None], {name: v0}, weights)[name]
+            s = tf.reduce_sum(di[None] * tf.cast(tangent, tf.float32))
+        return tf.convert_to_tensor(tape.gradient(s, v0))
+
+    return tf.vectorized_map(one, (x, delta))
+
+
+def _check_batched(model, x, y) -> None:
+    """Raises ValueError when ``x`` lacks the batch axis the model expects."""
+    x_flat = [tf.convert_to_tensor(t) for t in tf.nest.flatten(x)]
+    expected = [len(t.shape) for t in tf.nest.flatten(getattr(model, "inputs", None) or [])]
+    ranks = [t.shape.rank for t in x_flat]
+    if not x_flat or 0 in ranks or (expected and ranks != expected):
+        raise ValueError(
+            f"x must be batched: got inputs of rank {ranks}"
+            + (f", the model expects rank {expected} (batch first)" if expected else "")
+            + ". Add a leading batch axis, e.g. x[None] for a single example."
+        )
+    n_y = tf.convert_to_tensor(tf.nest.flatten(y)[0]).shape
+    if n_y.rank and n_y[0] is not None and x_flat[0].shape[0] not in (None, n_y[0]):
+        raise ValueError(f"x has {x_flat[0].shape[0]} examples but y has {n_y[0]}: is x unbatched?")
+
+
+def per_example_losses(loss_fn, y_true, y_pred) -> tf.Tensor:
+    """Unreduced losses [B] from a Keras loss (its ``call``) or a callable."""
+    if isinstance(loss_fn, keras.losses.Loss):
+        losses = loss_fn.call(y_true, y_pred)
+    else:
+        losses = loss_fn(y_true, y_pred)
+    losses = tf.convert_to_tensor(losses)
+    if losses.shape.rank == 0:
+        raise ValueError(
+            "loss_fn returned a scalar; per-example alignment needs one loss per "
+            "example. Pass a keras.losses.Loss instance or a callable returning "
+            "shape [batch] (e.g. keras.losses.sparse_categorical_crossentropy)."
+        )
+    if losses.shape.rank > 1:
+        losses = tf.reduce_mean(tf.reshape(losses, [tf.shape(losses)[0], -1]), axis=1)
+    return tf.cast(losses, tf.float32)
+
+
+def per_example_alignment(
+    model: keras.layers.Layer,
+    loss_fn,
+    x,
+    y,
+    direction: Sequence[tf.Tensor | None],
+    sample_weight=None,
+    *,
+    training: bool = True,
+    similarity: str = "dot",
+    exclude: tuple[type, ...] = DEFAULT_EXCLUDED,
+    strict: bool = False,
+) -> tf.Tensor:
+    """Each example's share of ``<grad L, direction>``, shape [B], float32.
+
+    ``L = mean_i(w_i * l_i)`` with per-example losses ``l_i = loss_fn(y, model(x))``
+    and weights ``w`` (default 1). ``sum_i r_i = <grad L, direction>`` over the covered
+    weights; without cross-example coupling (no BatchNorm in training mode)
+    ``r_i = w_i <grad l_i, direction> / B`` (GAR_SPEC §1.1). ``direction`` holds one
+    tensor (or None) per ``model.trainable_variables`` entry; entries of excluded
+    weights (normalisation layers by default) are ignored.
+
+    Raises:
+        ValueError: mismatching ``direction``, scalar or non-finite losses, or an
+            input without a batch axis.
+    """
+    _check_batched(model, x, y)
+    if not model.built:
+        model(x, training=False)
+    engine = AlignmentEngine(model, exclude=exclude, strict=strict, similarity=similarity)
+    engine.check_direction(direction)
+    rec: Recording
+    with tf.GradientTape() as tape:
+        with engine.recording() as rec:
+            y_pred = model(x, training=training)
+        losses = per_example_losses(loss_fn, y, y_pred)
+        batch = tf.convert_to_tensor(tf.nest.flatten(x)[0]).shape[0]
+        if losses.shape[0] is not None and batch is not None and losses.shape[0] != batch:
+            raise ValueError(
+                f"loss_fn returned {losses.shape[0]} losses for a batch of {batch}; "
+                "is x unbatched or the loss reduced over the batch?"
+            )
+        if sample_weight is not None:
+            losses = losses * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+        loss = tf.reduce_mean(losses)
+        if tf.executing_eagerly() and not bool(tf.math.is_finite(loss)):
+            raise ValueError(
+                f"The batch loss is not finite ({float(loss)}); check the inputs and labels."
+            )
+        loss = tf.debugging.assert_all_finite(loss, "gar_tf: the batch loss is not finite.")
+    grads = tape.gradient(loss, rec.outputs)
+    return engine.alignment(rec.states(grads), direction)

@@ -1,0 +1,117 @@
+"""Which weights of a model the engine covers, and how (GAR_SPEC §1.1).
+
+Each layer that owns trainable weights (not through a sublayer) becomes one
+unit: a registered rule, the exact fallback, or excluded. Normalisation layers
+are excluded by default, as in the reference. Recurrent and wrapper layers that
+call their sublayers inside loops or on reshaped batches are treated whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from gar_tf.alignment import rules as _builtin_rules  # noqa: F401  (registers them)
+from gar_tf.alignment.registry import LayerRule, rule_for
+
+DEFAULT_EXCLUDED: tuple[type, ...] = tuple(
+    getattr(keras.layers, name)
+    for name in (
+        "BatchNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "RMSNormalization",
+    )
+    if hasattr(keras.layers, name)
+)
+
+_OPAQUE: tuple[type, ...] = (
+    keras.layers.RNN,
+    keras.layers.Bidirectional,
+    keras.layers.TimeDistributed,
+)
+
+
+@dataclasses.dataclass(eq=False)
+class Unit:
+    """One layer and the trainable weights the engine rewards through it.
+
+    ``rule`` is None for the fallback (an exact layer-local JVP).
+    """
+
+    layer: keras.layers.Layer
+    variables: dict[str, keras.Variable]
+    rule: LayerRule | None
+
+    @property
+    def kind(self) -> str:
+        return "fallback" if self.rule is None else "rule"
+
+
+@dataclasses.dataclass
+class Plan:
+    units: list[Unit]
+    excluded: list[keras.layers.Layer]
+
+    @property
+    def fallback_layers(self) -> list[keras.layers.Layer]:
+        return [u.layer for u in self.units if u.rule is None]
+
+
+def _sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    return [] if isinstance(layer, _OPAQUE) else list(layer._layers)
+
+
+def _own_trainable_weights(layer: keras.layers.Layer) -> list[keras.Variable]:
+    inherited = {id(w) for sub in _sublayers(layer) for w in sub.trainable_weights}
+    return [w for w in layer.trainable_weights if id(w) not in inherited]
+
+
+def build_plan(
+    model: keras.layers.Layer,
+    exclude: tuple[type, ...] = DEFAULT_EXCLUDED,
+    strict: bool = False,
+) -> Plan:
+    """Walks ``model`` and assigns every trainable weight to one unit.
+
+    Raises:
+        ValueError: the model is not built, or ``strict`` is set and some layer
+            with trainable weights has no rule (the message names them).
+    """
+    if not model.built:
+        raise ValueError(
+            f"Model {model.name!r} is not built. Call it on a batch (or build it) "
+            "before computing alignments."
+        )
+    units, excluded, unsupported = [], [], []
+    seen = set()
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        stack.extend(reversed(_sublayers(layer)))
+        own = _own_trainable_weights(layer)
+        if not own:
+            continue
+        if isinstance(layer, exclude):
+            excluded.append(layer)
+            continue
+        rule = rule_for(layer)
+        if rule is None:
+            unsupported.append(layer)
+        units.append(
+            Unit(
+                layer, {w.path: w for w in own} if rule is None else {w.name: w for w in own}, rule
+            )
+        )
+    if strict and unsupported:
+        names = ", ".join(f"{layer.name} ({type(layer).__name__})" for layer in unsupported)
+        raise ValueError(
+            f"strict=True, but these layers have trainable weights and no alignment "
+            f"rule: {names}. Register a rule with gar_tf.register_rule, exclude their "
+            "types with exclude=..., or drop strict=True to use the exact fallback."
+        )
+    return Plan(units, excluded)

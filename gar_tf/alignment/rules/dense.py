@@ -1,0 +1,25 @@
+"""Rules for Dense and EinsumDense: ``z = x W + b`` so ``dz = x V_W + V_b`` (GAR_SPEC §1.2)."""
+
+from keras import layers, ops
+
+from gar_tf.alignment.registry import register_rule
+
+
+@register_rule(layers.Dense, weights=("kernel", "bias"))
+def _dense(layer, inputs, direction, weights):
+    tangents = {}
+    if "kernel" in direction:
+        tangents["kernel"] = ops.matmul(inputs, direction["kernel"])
+    if "bias" in direction:
+        tangents["bias"] = direction["bias"]
+    return tangents
+
+
+@register_rule(layers.EinsumDense, weights=("kernel", "bias"))
+def _einsum_dense(layer, inputs, direction, weights):
+    tangents = {}
+    if "kernel" in direction:
+        tangents["kernel"] = ops.einsum(layer.equation, inputs, direction["kernel"])
+    if "bias" in direction:
+        tangents["bias"] = direction["bias"]
+    return tangents

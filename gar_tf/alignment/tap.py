@@ -1,0 +1,224 @@
+"""Records, during a forward pass, what each unit needs for its reward (GAR_SPEC §7.2).
+
+While a :func:`recording` is open on a thread, every planned layer's ``call`` is
+wrapped: a rule layer records its input and its pre-activation output (the
+fused activation is applied after the record), a fallback layer records all
+its call arguments, its outputs and a snapshot of its weights. Outside the
+context the model is exactly as the user built it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from gar_tf.alignment.plan import Plan, Unit
+
+
+@dataclasses.dataclass
+class CallState:
+    """What one call of one unit left behind: enough to reward its examples later.
+
+    ``inputs`` are the rule layer's input, or the fallback layer's tensor
+    arguments (``structure`` holds the full ``(args, kwargs)`` with ``None`` where
+    a tensor goes); ``grads`` are dL/d(recorded outputs), the ``delta`` of
+    GAR_SPEC §1.1; ``weights`` are the snapshot the unit needs.
+    """
+
+    unit: Unit
+    inputs: list[tf.Tensor]
+    grads: list[tf.Tensor]
+    weights: list[tf.Tensor]
+    structure: Any = None
+
+    def tensors(self) -> list[tf.Tensor]:
+        return [*self.inputs, *self.grads, *self.weights]
+
+    def with_tensors(self, tensors: Iterator[tf.Tensor]) -> CallState:
+        """A copy holding the next tensors of ``tensors`` instead of its own."""
+
+        def take(items):
+            return [next(tensors) for _ in items]
+
+        return dataclasses.replace(
+            self, inputs=take(self.inputs), grads=take(self.grads), weights=take(self.weights)
+        )
+
+
+@dataclasses.dataclass
+class _Call:
+    unit: Unit
+    inputs: list[tf.Tensor]
+    outputs: list[tf.Tensor]
+    weights: list[tf.Tensor]
+    structure: Any = None
+
+
+class Recording:
+    """The calls recorded during one forward pass (in the graph it was opened in)."""
+
+    def __init__(self) -> None:
+        self.calls: list[_Call] = []
+        self._graph = _graph()
+
+    @property
+    def outputs(self) -> list[tf.Tensor]:
+        """The tensors whose loss gradients the rewards need, in a flat list."""
+        return [t for call in self.calls for t in call.outputs]
+
+    def states(self, output_grads: list[tf.Tensor | None]) -> list[CallState]:
+        """Pairs each call with the gradients of ``outputs`` (None counts as zero)."""
+        grads = iter(output_grads)
+        states = []
+        for call in self.calls:
+            g = [next(grads) for _ in call.outputs]
+            g = [tf.zeros_like(o) if gi is None else gi for gi, o in zip(g, call.outputs)]
+            states.append(CallState(call.unit, call.inputs, g, call.weights, call.structure))
+        return states
+
+
+_local = threading.local()
+_lock = threading.Lock()
+_installed: dict[int, list] = {}  # id(layer) -> [count, restore]
+
+
+def _graph():
+    return None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+
+
+def _current() -> Recording | None:
+    """The open recording, unless Keras is tracing a scratch graph (shape inference)."""
+    recording = getattr(_local, "recording", None)
+    if recording is not None and recording._graph is not _graph():
+        return None
+    return recording
+
+
+def weight_snapshot(variables) -> list[tf.Tensor]:
+    return [tf.identity(v.value) for v in variables]
+
+
+def _rule_weights(unit: Unit) -> list:
+    return [w for w in unit.layer.weights if w.name in unit.rule.weights]
+
+
+def loss_facing(t: tf.Tensor) -> tf.Tensor:
+    """The tensor a Keras loss differentiates through: the logits behind a softmax or
+    sigmoid output (Keras losses read them directly), else ``t`` itself."""
+    logits = getattr(t, "_keras_logits", None)
+    if logits is not None:
+        return logits
+    op = None if tf.executing_eagerly() else getattr(t, "op", None)
+    if op is not None and op.type in ("Softmax", "Sigmoid") and len(op.inputs) == 1:
+        return op.inputs[0]
+    return t
+
+
+def _first_input(args, kwargs):
+    return args[0] if args else kwargs["inputs"]
+
+
+def _wrap_rule(unit: Unit, call, activation):
+    def wrapped(*args, **kwargs):
+        recording = _current()
+        weights = []
+        if recording is not None and unit.rule.needs_weights:
+            weights = weight_snapshot(_rule_weights(unit))
+        z = call(*args, **kwargs)
+        if recording is not None:
+            recording.calls.append(_Call(unit, [_first_input(args, kwargs)], [z], weights))
+        return z if activation is None else activation(z)
+
+    return wrapped
+
+
+def _wrap_fallback(unit: Unit, call):
+    layer = unit.layer
+
+    def wrapped(*args, **kwargs):
+        recording = _current()
+        if recording is None:
+            return call(*args, **kwargs)
+        weights = weight_snapshot(layer.trainable_variables + layer.non_trainable_variables)
+        outputs = call(*args, **kwargs)
+        flat = tf.nest.flatten((args, kwargs))
+        is_tensor = [tf.is_tensor(a) or isinstance(a, keras.Variable) for a in flat]
+        structure = tf.nest.pack_sequence_as(
+            (args, kwargs), [None if t else a for a, t in zip(flat, is_tensor)]
+        )
+        inputs = [tf.convert_to_tensor(a) for a, t in zip(flat, is_tensor) if t]
+        recording.calls.append(
+            _Call(
+                unit,
+                inputs,
+                [loss_facing(o) for o in tf.nest.flatten(outputs)],
+                weights,
+                (structure, is_tensor),
+            )
+        )
+        return outputs
+
+    return wrapped
+
+
+def _install(unit: Unit) -> None:
+    layer = unit.layer
+    entry = _installed.get(id(layer))
+    if entry is not None:
+        entry[0] += 1
+        return
+    had_call = "call" in layer.__dict__
+    original_call = layer.call
+    if unit.rule is None:
+        wrapper = _wrap_fallback(unit, original_call)
+        restore_activation = None
+    else:
+        attr = unit.rule.activation
+        activation = getattr(layer, attr) if attr else None
+        if activation is not None:
+            object.__setattr__(layer, attr, keras.activations.linear)
+        wrapper = _wrap_rule(unit, original_call, activation)
+        restore_activation = (attr, activation) if activation is not None else None
+    object.__setattr__(layer, "call", wrapper)
+
+    def restore():
+        if had_call:
+            object.__setattr__(layer, "call", original_call)
+        else:
+            object.__delattr__(layer, "call")
+        if restore_activation is not None:
+            object.__setattr__(layer, *restore_activation)
+
+    _installed[id(layer)] = [1, restore]
+
+
+def _uninstall(unit: Unit) -> None:
+    entry = _installed[id(unit.layer)]
+    entry[0] -= 1
+    if entry[0] == 0:
+        del _installed[id(unit.layer)]
+        entry[1]()
+
+
+@contextlib.contextmanager
+def recording(plan: Plan) -> Iterator[Recording]:
+    """Records every planned layer call made on this thread inside the block."""
+    if _current() is not None:
+        raise RuntimeError("A gar_tf recording is already open on this thread.")
+    with _lock:
+        for unit in plan.units:
+            _install(unit)
+    _local.recording = rec = Recording()
+    try:
+        yield rec
+    finally:
+        _local.recording = None
+        with _lock:
+            for unit in plan.units:
+                _uninstall(unit)

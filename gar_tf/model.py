@@ -1,0 +1,231 @@
+"""GARModel: a Keras model whose train step also computes GAR rewards (GAR_SPEC §1, §6, §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+from keras.src.losses import loss as _keras_loss
+
+from gar_tf.alignment import DEFAULT_EXCLUDED, AlignmentEngine
+from gar_tf.alignment.engine import SIMILARITIES
+from gar_tf.pending import PendingState
+from gar_tf.policies import Policy
+
+REWARDS = ("next", "same", "next-minus-current")
+
+
+def unpack_data(data):
+    """``(x, y, sample_weight, actions)`` from ``(x, y[, sample_weight[, actions]])``.
+
+    ``actions`` is a dict ``{policy name: per-example actions}`` carried by the
+    data for policies that act in the ``tf.data`` pipeline.
+    """
+    if isinstance(data, (tuple, list)) and len(data) == 4:
+        x, y, sample_weight, actions = data
+        if not isinstance(actions, dict):
+            raise ValueError(
+                "A 4-element batch must be (x, y, sample_weight, actions) with actions "
+                f"a dict keyed by policy name; got {type(actions).__name__}."
+            )
+        return x, y, sample_weight, actions
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    return x, y, sample_weight, {}
+
+
+class GARModel(keras.Model):
+    """Trains ``backbone`` as usual and, in the same step, its policies by GAR.
+
+    Step t+1 (GAR_SPEC §6): forward/backward on batch t+1 at the current weights
+    gives the raw gradient ``G_{t+1}`` and the per-layer state of batch t+1; the
+    rewards of batch t are ``r_i = <g_i, G_{t+1}>`` from the state kept at step t;
+    each policy gets ``update(rewards, actions of batch t)``; then the optimizer
+    steps on ``G_{t+1}`` and the state of batch t+1 is kept. The first step of
+    each ``fit`` has no reward. Reward statistics are logged as ``reward_mean``,
+    ``reward_std`` and ``reward_positive`` (fraction > 0), averaged over the epoch.
+
+    Args:
+        backbone: any Keras model (Sequential, functional or subclassed).
+        policies: :class:`gar_tf.Policy` instances with distinct names.
+        reward: ``"next"`` (default) aligns batch t with ``G_{t+1}``; ``"same"``
+            with its own batch gradient ``G_t``; ``"next-minus-current"`` with
+            ``G_{t+1} - G_t`` (GAR_SPEC §1.3).
+        similarity: ``"dot"`` (default) or ``"cosine"`` (per weight tensor).
+        compute_rewards: False trains exactly like ``backbone`` would, with no
+            reward work (only without policies).
+        exclude: layer types whose weights stay out of the reward
+            (default: normalisation layers, as in the reference).
+        strict: raise for layers without a rule instead of the exact fallback.
+
+    ``G`` is the gradient of the compiled loss (including regularisation losses)
+    before the optimizer's own clipping and weight decay.
+    """
+
+    def __init__(
+        self,
+        backbone: keras.Model,
+        policies: Sequence[Policy] = (),
+        reward: str = "next",
+        similarity: str = "dot",
+        compute_rewards: bool = True,
+        exclude: Sequence[type] = DEFAULT_EXCLUDED,
+        strict: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}.")
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
+        policies = list(policies)
+        for p in policies:
+            if not isinstance(p, Policy):
+                raise TypeError(
+                    f"policies must be gar_tf.Policy instances, got {type(p).__name__}."
+                )
+        names = [p.name for p in policies]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Policy names must be distinct, got {names}.")
+        if policies and not compute_rewards:
+            raise ValueError("compute_rewards=False leaves the policies without rewards.")
+        self.backbone = backbone
+        self.policies = policies
+        self.reward = reward
+        self.similarity = similarity
+        self.compute_rewards = compute_rewards
+        self.exclude = tuple(exclude)
+        self.strict = strict
+        self.reward_mean = keras.metrics.Mean(name="reward_mean")
+        self.reward_std = keras.metrics.Mean(name="reward_std")
+        self.reward_positive = keras.metrics.Mean(name="reward_positive")
+        self._engine: AlignmentEngine | None = None
+        self._pending = PendingState("gar_pending")
+        for p in policies:
+            p.build_optimizer()
+
+    def build(self, input_shape) -> None:
+        if not self.backbone.built:
+            self.backbone.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.backbone(inputs, training=training)
+
+    @property
+    def engine(self) -> AlignmentEngine:
+        """The alignment engine for the backbone (built on first use)."""
+        if self._engine is None:
+            self._engine = AlignmentEngine(
+                self.backbone, exclude=self.exclude, strict=self.strict, similarity=self.similarity
+            )
+        return self._engine
+
+    def fit(self, *args, **kwargs):
+        self._pending.reset()
+        return super().fit(*args, **kwargs)
+
+    def _policy_actions(self, x, given: dict, batch):
+        actions = {}
+        for p in self.policies:
+            if p.in_pipeline:
+                if p.name not in given:
+                    raise ValueError(
+                        f"Policy {p.name!r} acts in the tf.data pipeline, but the batch "
+                        f"carries actions only for {sorted(given)}; use its dataset() or "
+                        "yield (x, y, sample_weight, {name: actions})."
+                    )
+                a = given[p.name]
+            else:
+                a = p.sample(batch)
+            x = p.transform(x, a)
+            actions[p.name] = a
+        return x, actions
+
+    def train_step(self, data):
+        x, y, sample_weight, given = unpack_data(data)
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        x, actions = self._policy_actions(x, given, batch)
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            if self.compute_rewards:
+                with self.engine.recording() as rec:
+                    y_pred = self(x, training=True)
+                outputs = rec.outputs
+            else:
+                y_pred, outputs = self(x, training=True), []
+            loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            self._loss_tracker.update_state(
+                _keras_loss.unscale_loss_for_distribution(loss), sample_weight=batch
+            )
+            scaled_loss = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled_loss, variables + outputs)
+        gradient = [
+            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+            for v, g in zip(variables, grads[: len(variables)])
+        ]
+        if self.compute_rewards:
+            self._reward_step(rec.states(grads[len(variables) :]), gradient, actions)
+        self.optimizer.apply(gradient, variables)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _reward_step(self, states, gradient, actions) -> None:
+        """Rewards for the pending batch (or this one, for ``reward="same"``)."""
+        if self.reward == "same":
+            self._use_rewards(self.engine.alignment(states, gradient), actions)
+            return
+        names = [p.name for p in self.policies]
+        now = [t for s in states for t in s.tensors()] + [actions[n] for n in names]
+        if self.reward == "next-minus-current":
+            now += gradient
+        stored = self._pending.read(now)
+
+        def rewarded():
+            tensors = iter(stored)
+            old_states = [s.with_tensors(tensors) for s in states]
+            old_actions = {n: next(tensors) for n in names}
+            direction = gradient
+            if self.reward == "next-minus-current":
+                direction = [g - next(tensors) for g in gradient]
+            rewards = self.engine.alignment(old_states, direction)
+            self._use_rewards(rewards, old_actions)
+            return rewards
+
+        tf.cond(self._pending.valid, rewarded, lambda: tf.zeros([0]))
+        self._pending.store(now)
+
+    def _use_rewards(self, rewards, actions) -> None:
+        for p in self.policies:
+            p.update(rewards, actions[p.name])
+        self.reward_mean.update_state(tf.reduce_mean(rewards))
+        self.reward_std.update_state(tf.math.reduce_std(rewards))
+        self.reward_positive.update_state(tf.reduce_mean(tf.cast(rewards > 0, tf.float32)))
+
+    def test_step(self, data):
+        x, y, sample_weight, _ = unpack_data(data)
+        return super().test_step((x, y, sample_weight))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "policies": [keras.saving.serialize_keras_object(p) for p in self.policies],
+            "reward": self.reward,
+            "similarity": self.similarity,
+            "compute_rewards": self.compute_rewards,
+            "strict": self.strict,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(
+            config["backbone"], custom_objects=custom_objects
+        )
+        config["policies"] = [
+            keras.saving.deserialize_keras_object(p, custom_objects=custom_objects)
+            for p in config.get("policies", [])
+        ]
+        return cls(**config)

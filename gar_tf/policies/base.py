@@ -1,0 +1,115 @@
+"""The interface GARModel needs from a policy (GAR_SPEC §2)."""
+
+from __future__ import annotations
+
+import abc
+
+import keras
+import tensorflow as tf
+
+from gar_tf.policies.reinforce import reinforce_loss, standardise
+
+
+class Policy(keras.layers.Layer, abc.ABC):
+    """A learnable distribution over per-example actions, trained by GAR rewards.
+
+    For each training batch GARModel gets the policy's actions (from the data,
+    when the policy acts in the ``tf.data`` pipeline, or from :meth:`sample`),
+    applies :meth:`transform`, and one step later calls :meth:`update` with the
+    GAR rewards of exactly those examples.
+
+    Subclasses create their parameters with :meth:`add_policy_weight` and
+    implement :meth:`sample` and :meth:`log_prob`; they may override
+    :meth:`transform` (default: identity) and :meth:`entropy`. Policy
+    parameters are non-trainable for the model's optimizer: only
+    ``policy_optimizer`` changes them, by REINFORCE.
+
+    Args:
+        policy_optimizer: a Keras optimizer for the policy parameters
+            (default ``Adam(learning_rate=0.01)``; PROTOTYPES.md: 0.1 collapses).
+        clip_value: elementwise clip of the policy gradient (GAR_SPEC §2: 5).
+        groups: number of contiguous batch slices standardised separately.
+        entropy_weight: weight of :meth:`entropy` subtracted from the loss.
+        in_pipeline: True when the actions come with the data, as
+            ``(x, y, sample_weight, {policy.name: actions})``.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy_optimizer: keras.optimizers.Optimizer | None = None,
+        clip_value: float = 5.0,
+        groups: int = 1,
+        entropy_weight: float = 0.0,
+        in_pipeline: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if groups < 1:
+            raise ValueError(f"groups must be >= 1, got {groups}.")
+        self.policy_optimizer = policy_optimizer or keras.optimizers.Adam(learning_rate=0.01)
+        self.clip_value = float(clip_value)
+        self.groups = int(groups)
+        self.entropy_weight = float(entropy_weight)
+        self.in_pipeline = bool(in_pipeline)
+        self._policy_weights: list[keras.Variable] = []
+        self.skipped_updates = self.add_weight(
+            shape=(), initializer="zeros", dtype="int64", trainable=False, name="skipped_updates"
+        )
+
+    def add_policy_weight(self, name: str, shape, initializer="zeros") -> keras.Variable:
+        """Adds a parameter that :meth:`update` trains (non-trainable for the model)."""
+        weight = self.add_weight(name=name, shape=shape, initializer=initializer, trainable=False)
+        self._policy_weights.append(weight)
+        return weight
+
+    @property
+    def policy_weights(self) -> list[keras.Variable]:
+        return list(self._policy_weights)
+
+    @abc.abstractmethod
+    def sample(self, batch_size) -> tf.Tensor:
+        """Draws one action per example: a tensor with leading axis ``batch_size``."""
+
+    @abc.abstractmethod
+    def log_prob(self, actions: tf.Tensor) -> tf.Tensor:
+        """``log pi(a_i)`` [B] under the current parameters, differentiable in them."""
+
+    def transform(self, x, actions: tf.Tensor):
+        """Applies the actions to the batch inside the train step (default: none)."""
+        return x
+
+    def entropy(self) -> tf.Tensor:
+        """An entropy of the policy, rewarded with ``entropy_weight`` (default 0)."""
+        return tf.constant(0.0)
+
+    def build_optimizer(self) -> None:
+        """Creates the optimizer's slots now, outside any traced function."""
+        if self._policy_weights and not self.policy_optimizer.built:
+            self.policy_optimizer.build(self._policy_weights)
+
+    def update(self, rewards: tf.Tensor, actions: tf.Tensor) -> None:
+        """One REINFORCE step from raw GAR rewards of the examples that took ``actions``.
+
+        ``w = standardise(r)``; ``J = -mean(w log pi(a)) - entropy_weight * H``;
+        the gradient is clipped by value and applied by ``policy_optimizer``.
+        Non-finite rewards skip the step and count in ``skipped_updates``.
+        """
+        finite = tf.reduce_all(tf.math.is_finite(rewards))
+
+        def step():
+            weights = standardise(rewards, self.groups)
+            values = [w.value for w in self._policy_weights]
+            with tf.GradientTape() as tape:
+                tape.watch(values)
+                loss = reinforce_loss(weights, self.log_prob(actions))
+                loss -= self.entropy_weight * self.entropy()
+            grads = tape.gradient(loss, values, unconnected_gradients="zero")
+            grads = [tf.clip_by_value(g, -self.clip_value, self.clip_value) for g in grads]
+            self.policy_optimizer.apply(grads, self._policy_weights)
+            return tf.constant(0, tf.int64)
+
+        def skip():
+            return tf.constant(1, tf.int64)
+
+        self.skipped_updates.assign_add(tf.cond(finite, step, skip))

@@ -1,0 +1,45 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.backend.clear_session()
+
+
+def brute_force_alignment(model, loss_fn, x, y, direction, sample_weight=None):
+    """(1/B) w_i <grad l_i, V> by one backward pass per example (the independent reference)."""
+    batch = len(y)
+    weights = np.ones(batch, np.float32) if sample_weight is None else sample_weight
+    out = []
+    for i in range(batch):
+        xi = tf.nest.map_structure(lambda t, i=i: t[i : i + 1], x)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(y[i : i + 1], model(xi, training=True)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        dot = sum(
+            float(tf.reduce_sum(tf.convert_to_tensor(g) * d))
+            for g, d in zip(grads, direction)
+            if g is not None and d is not None
+        )
+        out.append(weights[i] * dot / batch)
+    return np.array(out)
+
+
+def random_direction(model, seed=1):
+    rng = np.random.default_rng(seed)
+    return [
+        tf.constant(rng.normal(size=v.shape).astype(np.float32)) for v in model.trainable_variables
+    ]
+
+
+def relative_error(a, b):
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(b)))

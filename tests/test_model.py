@@ -1,0 +1,192 @@
+"""GARModel: reward/action pairing against an independent computation, and fit end to end."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import relative_error
+
+import gar_tf
+
+L = keras.layers
+LOSS = keras.losses.sparse_categorical_crossentropy
+B, STEPS, LR = 8, 4, 0.1
+
+
+class RecordingPolicy(gar_tf.Policy):
+    """Deterministic: its actions are the example ids the data carries; update() records."""
+
+    def __init__(self, steps, batch, **kwargs):
+        super().__init__(in_pipeline=True, name="ids", **kwargs)
+        self.theta = self.add_policy_weight("theta", (1,))
+        self.rewards = self.add_weight(shape=(steps, batch), initializer="zeros", trainable=False)
+        self.actions = self.add_weight(
+            shape=(steps, batch), initializer="zeros", dtype="int32", trainable=False
+        )
+        self.calls = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False)
+
+    def sample(self, batch_size):
+        raise AssertionError("an in-pipeline policy is never asked to sample")
+
+    def log_prob(self, actions):
+        return tf.zeros(tf.shape(actions)) + self.theta[0]
+
+    def update(self, rewards, actions):
+        row = self.calls.value
+        self.rewards.assign(tf.tensor_scatter_nd_update(self.rewards.value, [[row]], [rewards]))
+        self.actions.assign(tf.tensor_scatter_nd_update(self.actions.value, [[row]], [actions]))
+        self.calls.assign_add(1)
+
+
+def _backbone(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((5,)), L.Dense(6, activation="tanh"), L.Dense(3, activation="softmax")]
+    )
+
+
+def _data(n=B * STEPS):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 5)).astype(np.float32), (np.arange(n) % 3).astype(np.int32)
+
+
+def _reference_rewards(reward, x, y):
+    """Rewards by brute force: per-example gradients, explicit SGD steps."""
+    model = _backbone()
+    variables = model.trainable_variables
+
+    def grads(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(LOSS(yb, model(xb, training=True)))
+        return [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+
+    def dot(a, b):
+        return sum(float(tf.reduce_sum(p * q)) for p, q in zip(a, b))
+
+    batches = [(x[k * B : (k + 1) * B], y[k * B : (k + 1) * B]) for k in range(STEPS)]
+    per_example, full = [], []
+    for xb, yb in batches:
+        per_example.append([grads(xb[i : i + 1], yb[i : i + 1]) for i in range(B)])
+        full.append(grads(xb, yb))
+        for v, g in zip(variables, full[-1]):
+            v.assign_sub(LR * g)
+    out = []
+    for k in range(STEPS):
+        if reward == "same":
+            direction = full[k]
+        elif k + 1 == STEPS:
+            break
+        elif reward == "next":
+            direction = full[k + 1]
+        else:
+            direction = [a - b for a, b in zip(full[k + 1], full[k])]
+        out.append([dot(g, direction) / B for g in per_example[k]])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("reward", ["next", "same", "next-minus-current"])
+def test_rewards_pair_with_the_actions_of_their_batch(reward):
+    x, y = _data()
+    ids = np.arange(len(y), dtype=np.int32)
+    data = (
+        tf.data.Dataset.from_tensor_slices((x, y, ids))
+        .map(lambda a, b, i: (a, b, None, {"ids": i}))
+        .batch(B)
+    )
+    policy = RecordingPolicy(STEPS, B)
+    model = gar_tf.GARModel(_backbone(), policies=[policy], reward=reward)
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    model.fit(data, epochs=1, verbose=0)
+
+    expected = _reference_rewards(reward, x, y)
+    calls = int(policy.calls.numpy())
+    assert calls == len(expected) == (STEPS if reward == "same" else STEPS - 1)
+    np.testing.assert_array_equal(policy.actions.numpy()[:calls], ids.reshape(STEPS, B)[:calls])
+    assert relative_error(policy.rewards.numpy()[:calls], expected) <= 1e-5
+
+
+def test_without_policies_training_equals_plain_keras():
+    x, y = _data(64)
+    plain = _backbone()
+    plain.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS, metrics=["accuracy"])
+    h_plain = plain.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0)
+
+    model = gar_tf.GARModel(_backbone())
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS, metrics=["accuracy"])
+    h_gar = model.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0)
+
+    for a, b in zip(plain.get_weights(), model.backbone.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(h_gar.history["loss"], h_plain.history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(h_gar.history["accuracy"], h_plain.history["accuracy"])
+    assert h_gar.history["loss"][0] > 0
+    for key in ("reward_mean", "reward_std", "reward_positive"):
+        assert np.all(np.isfinite(h_gar.history[key]))
+    assert 0.0 <= h_gar.history["reward_positive"][0] <= 1.0
+    assert h_gar.history["reward_std"][0] > 0
+
+
+def test_fit_with_batchnorm_partial_batch_and_callbacks(tmp_path):
+    keras.utils.set_random_seed(0)
+    backbone = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            L.Conv2D(4, 3, padding="same"),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.Conv2D(4, 3, strides=2),
+            L.GlobalAveragePooling2D(),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(37, 8, 8, 1)).astype(np.float32)
+    y = np.arange(37) % 3
+    model = gar_tf.GARModel(backbone)
+    model.compile(optimizer="adam", loss=LOSS, metrics=["accuracy"])
+    history = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        validation_data=(x[:8], y[:8]),
+        callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "tb"), update_freq=1)],
+        verbose=0,
+    )
+    assert set(history.history) >= {"loss", "accuracy", "reward_mean", "val_loss"}
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert any((tmp_path / "tb").rglob("*.tfevents.*"))
+    model.evaluate(x, y, verbose=0)
+    assert model.predict(x[:5], verbose=0).shape == (5, 3)
+    path = tmp_path / "backbone.keras"
+    model.backbone.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(
+        restored.predict(x[:5], verbose=0), model.predict(x[:5], verbose=0), rtol=1e-5
+    )
+
+
+def test_compute_rewards_false_logs_no_rewards_and_rejects_policies():
+    model = gar_tf.GARModel(_backbone(), compute_rewards=False)
+    model.compile(optimizer="sgd", loss=LOSS)
+    x, y = _data(16)
+    history = model.fit(x, y, batch_size=B, verbose=0)
+    assert history.history["reward_mean"] == [0.0]
+    with pytest.raises(ValueError, match="without rewards"):
+        gar_tf.GARModel(_backbone(), policies=[RecordingPolicy(1, 1)], compute_rewards=False)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="reward must be one of"):
+        gar_tf.GARModel(_backbone(), reward="previous")
+    with pytest.raises(ValueError, match="similarity must be one of"):
+        gar_tf.GARModel(_backbone(), similarity="l2")
+    with pytest.raises(TypeError, match="gar_tf.Policy"):
+        gar_tf.GARModel(_backbone(), policies=[object()])
+
+
+def test_in_pipeline_policy_without_actions_is_a_clear_error():
+    model = gar_tf.GARModel(_backbone(), policies=[RecordingPolicy(1, B)])
+    model.compile(optimizer="sgd", loss=LOSS)
+    x, y = _data(16)
+    with pytest.raises(ValueError, match="acts in the tf.data pipeline"):
+        model.fit(x, y, batch_size=B, verbose=0)
