@@ -1,5 +1,6 @@
 """gar-tf: in-loop meta-learning with the gradient-alignment reward (GAR) for Keras 3."""
 
+from gar_tf import datasets
 from gar_tf.alignment import (
     DEFAULT_EXCLUDED,
     AlignmentEngine,
@@ -21,5 +22,6 @@ __all__ = [
     "per_example_alignment",
     "register_rule",
     "reinforce_loss",
+    "datasets",
     "standardise",
 ]

@@ -205,7 +205,9 @@ class GARModel(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight, _ = unpack_data(data)
-        return super().test_step((x, y, sample_weight))
+        logs = super().test_step((x, y, sample_weight))
+        rewards = {m.name for m in (self.reward_mean, self.reward_std, self.reward_positive)}
+        return {k: v for k, v in logs.items() if k not in rewards}
 
     def get_config(self):
         return {

@@ -1,0 +1,168 @@
+"""Gradient alignment on real Fashion-MNIST: GAR rewards single out mislabelled examples.
+
+Trains a small CNN with ``gar_tf.GARModel`` (no policy: every step computes the GAR
+rewards ``r_i = <g_i, G_{t+1}>`` and logs their statistics) on a subset of the real
+Fashion-MNIST training set in which a fraction of labels is replaced by random wrong
+labels. Then it scores every training example by ``gar_tf.per_example_alignment``
+with the gradient of held-out clean images and reports how well a low score flags the
+mislabelled ones (ROC AUC), the test accuracy, and the reward statistics. TensorBoard
+logs and a JSON summary go to ``--logdir``.
+
+Example: ``python trainers/alignment_demo.py --epochs 3``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import gar_tf
+from gar_tf.datasets import load_fashion_mnist
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory with the Fashion-MNIST IDX files "
+        "(default: search the usual places, see gar_tf.datasets)",
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=10000, help="training images drawn from the 60k"
+    )
+    parser.add_argument(
+        "--reference-size",
+        type=int,
+        default=1000,
+        help="held-out clean training images whose gradient scores the examples",
+    )
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.2,
+        help="fraction of training examples given a random wrong label",
+    )
+    parser.add_argument("--epochs", type=int, default=4, help="passes over the training set")
+    parser.add_argument("--batch-size", type=int, default=128, help="training batch size")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data split, noise and init")
+    parser.add_argument(
+        "--logdir",
+        default="runs/alignment_demo",
+        help="where TensorBoard logs and summary.json are written",
+    )
+    return parser.parse_args(argv)
+
+
+def build_backbone() -> keras.Model:
+    """A small CNN for 28x28x1 images (two conv layers, two dense layers)."""
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(16, 3, activation="relu", padding="same"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, activation="relu", padding="same"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="small_cnn",
+    )
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (ties: 1/2)."""
+    ranks = np.empty(len(scores))
+    order = np.argsort(scores, kind="mergesort")
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # average the ranks of ties
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def alignment_scores(model, x, y, reference, batch_size=500) -> np.ndarray:
+    """Each example's alignment with the mean-loss gradient of ``reference`` (x, y)."""
+    loss_fn = keras.losses.sparse_categorical_crossentropy
+    with tf.GradientTape() as tape:
+        ref_loss = tf.reduce_mean(loss_fn(reference[1], model(reference[0], training=False)))
+    direction = tape.gradient(ref_loss, model.trainable_variables)
+    scores = [
+        gar_tf.per_example_alignment(
+            model, loss_fn, x[i : i + batch_size], y[i : i + batch_size], direction
+        ).numpy()
+        * min(batch_size, len(x) - i)  # undo the 1/B of the mean loss
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(scores)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    images, labels = load_fashion_mnist(args.data_dir, "train", as_numpy=True)
+    test_images, test_labels = load_fashion_mnist(args.data_dir, "test", as_numpy=True)
+    order = rng.permutation(len(labels))
+    train_idx = order[: args.train_size]
+    ref_idx = order[args.train_size : args.train_size + args.reference_size]
+    x = images[train_idx].astype(np.float32) / 255.0
+    y = labels[train_idx].astype(np.int32)
+    noisy = rng.random(len(y)) < args.noise
+    y_noisy = y.copy()
+    y_noisy[noisy] = (y[noisy] + rng.integers(1, 10, noisy.sum())) % 10
+    reference = (images[ref_idx].astype(np.float32) / 255.0, labels[ref_idx].astype(np.int32))
+
+    model = gar_tf.GARModel(build_backbone())
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    logdir = Path(args.logdir)
+    start = time.perf_counter()
+    history = model.fit(
+        x,
+        y_noisy,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        validation_data=(test_images.astype(np.float32) / 255.0, test_labels),
+        callbacks=[keras.callbacks.TensorBoard(str(logdir), update_freq=10)],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    train_seconds = time.perf_counter() - start
+
+    scores = alignment_scores(model.backbone, x, y_noisy, reference)
+    summary = {
+        "train_images": int(len(y)),
+        "mislabelled": int(noisy.sum()),
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "train_seconds": round(train_seconds, 1),
+        "test_accuracy": round(float(history.history["val_accuracy"][-1]), 4),
+        "last_epoch_reward_mean": float(history.history["reward_mean"][-1]),
+        "last_epoch_reward_positive": round(float(history.history["reward_positive"][-1]), 4),
+        "mean_score_clean": float(scores[~noisy].mean()),
+        "mean_score_mislabelled": float(scores[noisy].mean()),
+        "auc_low_score_flags_mislabelled": round(roc_auc(-scores, noisy), 4),
+    }
+    logdir.mkdir(parents=True, exist_ok=True)
+    (logdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    print(f"TensorBoard: tensorboard --logdir {logdir} --host 127.0.0.1")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
