@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-.venv/bin/ruff check gar_tf tests trainers benchmarks
+.venv/bin/ruff check .
 # pytest exits 5 when it collects no test: set -e makes that a failure too.
 .venv/bin/pytest -q "$@"

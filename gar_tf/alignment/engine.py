@@ -132,49 +132,45 @@ class AlignmentEngine:
                 out[name] = tf.cast(tf.convert_to_tensor(d), tf.float32)
         return out
 
-    def _check_batch(self, state: CallState, delta: tf.Tensor) -> None:
-        batch = state.grads[0].shape[0]
-        for t in state.inputs[:1]:
-            if batch is not None and t.shape[0] is not None and t.shape[0] != batch:
-                raise ValueError(
-                    f"Layer {state.unit.layer.name!r} was called on a tensor whose "
-                    f"first axis ({t.shape[0]}) is not the batch ({batch}); per-example "
-                    "rewards need the batch on axis 0. Exclude this layer or register "
-                    "a rule for it."
-                )
+    @staticmethod
+    def _check_batch(state: CallState) -> None:
+        batch, first = state.grads[0].shape[0], state.inputs[0].shape[0]
+        if batch is not None and first is not None and first != batch:
+            raise ValueError(
+                f"Layer {state.unit.layer.name!r} was called on a tensor whose first "
+                f"axis ({first}) is not the batch ({batch}); per-example rewards need "
+                "the batch on axis 0. Exclude this layer or register a rule for it."
+            )
+
+    @classmethod
+    def _rule_arguments(cls, state: CallState):
+        """The rule's ``(inputs, weights)`` and ``delta`` of a recorded call, in float32."""
+        cls._check_batch(state)
+        names = [w.name for w in state.unit.snapshot_variables()]
+        weights = dict(zip(names, (_float32(w) for w in state.weights)))
+        return _float32(state.inputs[0]), weights, _float32(state.grads[0])
 
     def _dot(self, state: CallState, directions) -> tf.Tensor:
-        delta = _float32(state.grads[0])
         if state.unit.rule is None:
             return self._fallback(state, directions)
-        self._check_batch(state, delta)
-        tangents = self._tangents(state, directions)
-        return sum_per_example(delta * functools.reduce(tf.add, tangents.values()))
-
-    def _tangents(self, state: CallState, directions):
         unit = state.unit
-        x = _float32(state.inputs[0])
-        names = [w.name for w in unit.layer.weights if w.name in unit.rule.weights]
-        weights = dict(zip(names, (_float32(w) for w in state.weights)))
+        x, weights, delta = self._rule_arguments(state)
         tangents = unit.rule.tangents(unit.layer, x, directions, weights)
-        return {name: tf.cast(t, tf.float32) for name, t in tangents.items()}
+        total = functools.reduce(tf.add, (tf.cast(t, tf.float32) for t in tangents.values()))
+        return sum_per_example(delta * total)
 
     def _per_tensor(self, state: CallState, directions):
         """{name: (dot term [B], per-example gradient [B, *shape])} for cosine."""
-        delta = _float32(state.grads[0])
-        self._check_batch(state, delta)
-        out = {}
-        tangents = self._tangents(state, directions)
-        x = _float32(state.inputs[0])
         unit = state.unit
-        names = [w.name for w in unit.layer.weights if w.name in unit.rule.weights]
-        weights = dict(zip(names, (_float32(w) for w in state.weights)))
-        for name, tangent in tangents.items():
-            out[name] = (
-                sum_per_example(delta * tangent),
+        x, weights, delta = self._rule_arguments(state)
+        tangents = unit.rule.tangents(unit.layer, x, directions, weights)
+        return {
+            name: (
+                sum_per_example(delta * tf.cast(tangent, tf.float32)),
                 _per_example_gradient(unit, x, delta, name, directions[name], weights),
             )
-        return out
+            for name, tangent in tangents.items()
+        }
 
     def _fallback(self, state: CallState, directions) -> tf.Tensor:
         """Exact layer-local JVP at the recorded weights and inputs (GAR_SPEC §7.2)."""

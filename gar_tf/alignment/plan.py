@@ -48,6 +48,15 @@ class Unit:
     def kind(self) -> str:
         return "fallback" if self.rule is None else "rule"
 
+    def snapshot_variables(self) -> list[keras.Variable]:
+        """The weights whose values a call must record: all of a fallback layer's,
+        a rule's own when it ``needs_weights``, else none."""
+        if self.rule is None:
+            return self.layer.trainable_variables + self.layer.non_trainable_variables
+        if self.rule.needs_weights:
+            return [w for w in self.layer.weights if w.name in self.rule.weights]
+        return []
+
 
 @dataclasses.dataclass
 class Plan:

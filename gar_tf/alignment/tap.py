@@ -100,12 +100,8 @@ def _current() -> Recording | None:
     return recording
 
 
-def weight_snapshot(variables) -> list[tf.Tensor]:
+def weight_snapshot(variables: list[keras.Variable]) -> list[tf.Tensor]:
     return [tf.identity(v.value) for v in variables]
-
-
-def _rule_weights(unit: Unit) -> list:
-    return [w for w in unit.layer.weights if w.name in unit.rule.weights]
 
 
 def loss_facing(t: tf.Tensor) -> tf.Tensor:
@@ -127,9 +123,7 @@ def _first_input(args, kwargs):
 def _wrap_rule(unit: Unit, call, activation):
     def wrapped(*args, **kwargs):
         recording = _current()
-        weights = []
-        if recording is not None and unit.rule.needs_weights:
-            weights = weight_snapshot(_rule_weights(unit))
+        weights = [] if recording is None else weight_snapshot(unit.snapshot_variables())
         z = call(*args, **kwargs)
         if recording is not None:
             recording.calls.append(_Call(unit, [_first_input(args, kwargs)], [z], weights))
@@ -139,13 +133,11 @@ def _wrap_rule(unit: Unit, call, activation):
 
 
 def _wrap_fallback(unit: Unit, call):
-    layer = unit.layer
-
     def wrapped(*args, **kwargs):
         recording = _current()
         if recording is None:
             return call(*args, **kwargs)
-        weights = weight_snapshot(layer.trainable_variables + layer.non_trainable_variables)
+        weights = weight_snapshot(unit.snapshot_variables())
         outputs = call(*args, **kwargs)
         flat = tf.nest.flatten((args, kwargs))
         is_tensor = [tf.is_tensor(a) or isinstance(a, keras.Variable) for a in flat]

@@ -1,0 +1,476 @@
+"""Step time and peak memory of GARModel vs a plain Keras model vs a vectorized_map reward.
+
+On a 4-conv + 2-dense CNN (no BatchNorm), batch 128 of 32x32x3 random-normal images
+with random labels (a speed benchmark: the pixel values do not change the cost), it
+trains three variants from the same initial weights with ``model.fit``:
+
+* ``plain``: the backbone itself, a ``keras.Model``;
+* ``gar``: ``gar_tf.GARModel(backbone)``, computing and logging the "next" reward;
+* ``vmap``: the same reward computed naively, per-example gradients by
+  ``tf.vectorized_map`` kept flattened in a variable until the next step.
+
+Step times are measured in one process, the variants interleaved in rounds so that
+machine noise hits all of them alike. Peak memory is the peak resident set size
+(``VmHWM``) of a child process per variant. Run ``python benchmarks/overhead.py
+--help`` for the options; docs/benchmarks.md has the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Runs from a checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gar_tf  # noqa: E402
+
+VARIANTS = ("plain", "gar", "vmap")
+IMAGE_SHAPE = (32, 32, 3)
+NUM_CLASSES = 10
+GOAL_GAR_OVER_PLAIN = 1.25
+GOAL_VMAP_OVER_GAR = 5.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; the defaults run the full benchmark."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--batch-size", type=int, default=128, help="examples per step")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=6,
+        help="timed rounds; each round runs one fit() of every variant, in rotating order",
+    )
+    parser.add_argument(
+        "--steps-per-round",
+        type=int,
+        default=9,
+        help="training steps per fit() call; the first step of each call is not timed "
+        "(GARModel has no pending batch to reward there)",
+    )
+    parser.add_argument(
+        "--warmup-rounds",
+        type=int,
+        default=1,
+        help="untimed rounds first (tracing, allocator and thread-pool warm-up)",
+    )
+    parser.add_argument(
+        "--memory-steps",
+        type=int,
+        default=10,
+        help="training steps of the child process that measures each variant's peak "
+        "memory (0 skips the memory measurement)",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=0.01, help="SGD learning rate of every variant"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run of about a minute: 2 rounds of 4 steps, 3 memory steps "
+        "(overrides --rounds, --steps-per-round and --memory-steps)",
+    )
+    parser.add_argument(
+        "--child",
+        choices=VARIANTS,
+        help="internal: train only this variant for --memory-steps steps and print its "
+        "peak memory as JSON (the parent runs one such child per variant)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps_per_round, args.memory_steps = 2, 4, 3
+    if args.steps_per_round < 2 or args.rounds < 1 or args.warmup_rounds < 0:
+        parser.error("need --steps-per-round >= 2, --rounds >= 1 and --warmup-rounds >= 0")
+    return args
+
+
+def build_backbone(seed: int) -> keras.Model:
+    """The benchmark CNN: 4 Conv2D + 2 Dense layers, no BatchNorm."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input(IMAGE_SHAPE),
+            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu", padding="same"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(NUM_CLASSES),
+        ],
+        name="backbone",
+    )
+
+
+def make_dataset(num_batches: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """``num_batches`` fixed batches of random-normal images and random labels."""
+    rng = np.random.default_rng(seed)
+    n = num_batches * batch_size
+    x = rng.standard_normal((n, *IMAGE_SHAPE), dtype=np.float32)
+    y = rng.integers(0, NUM_CLASSES, n)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
+
+
+class VmapRewardModel(keras.Model):
+    """The "next" reward the naive way, as a baseline for GARModel.
+
+    Each step, ``tf.vectorized_map`` gives the per-example gradients ``g_i`` of
+    this batch's share of the mean loss (so ``G = sum_i g_i`` is the batch
+    gradient and needs no second backward pass). The rewards of the previous
+    batch are ``r_i = <g_i^prev, G>``; then this batch's ``g_i`` are stored,
+    flattened, in a non-trainable variable, and the optimizer steps on ``G``.
+    Logs ``reward_mean``, ``reward_std`` and ``reward_positive`` like GARModel.
+    """
+
+    def __init__(self, backbone: keras.Model, batch_size: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.sizes = [int(np.prod(v.shape)) for v in backbone.trainable_variables]
+        self.pending = self.add_weight(
+            shape=(batch_size, sum(self.sizes)), initializer="zeros", trainable=False
+        )
+        self.pending_valid = self.add_weight(shape=(), initializer="zeros", trainable=False)
+        self.last_rewards = self.add_weight(
+            shape=(batch_size,), initializer="zeros", trainable=False
+        )
+        self.reward_mean = keras.metrics.Mean(name="reward_mean")
+        self.reward_std = keras.metrics.Mean(name="reward_std")
+        self.reward_positive = keras.metrics.Mean(name="reward_positive")
+
+    def call(self, inputs, training=None):
+        return self.backbone(inputs, training=training)
+
+    def fit(self, *args, **kwargs):
+        self.pending_valid.assign(0.0)
+        return super().fit(*args, **kwargs)
+
+    def train_step(self, data):
+        x, y = data
+        variables = self.backbone.trainable_variables
+        batch = tf.shape(x)[0]
+
+        def one(example):
+            xi, yi = example
+            with tf.GradientTape() as tape:
+                logits = self.backbone(xi[None], training=True)
+                loss = tf.reduce_sum(self.loss.call(yi[None], logits))
+            grads = tape.gradient(loss, variables)
+            return logits[0], loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+
+        logits, losses, per_example = tf.vectorized_map(one, (x, y))
+        per_example = per_example / tf.cast(batch, per_example.dtype)
+        flat_gradient = tf.reduce_sum(per_example, axis=0)
+
+        def rewarded():
+            rewards = tf.linalg.matvec(self.pending, flat_gradient)
+            self.last_rewards.assign(rewards)
+            self.reward_mean.update_state(tf.reduce_mean(rewards))
+            self.reward_std.update_state(tf.math.reduce_std(rewards))
+            self.reward_positive.update_state(tf.reduce_mean(tf.cast(rewards > 0, tf.float32)))
+            return rewards
+
+        tf.cond(self.pending_valid > 0, rewarded, lambda: tf.zeros([0]))
+        self.pending.assign(per_example)
+        self.pending_valid.assign(1.0)
+        gradient = [
+            tf.reshape(g, v.shape) for g, v in zip(tf.split(flat_gradient, self.sizes), variables)
+        ]
+        self.optimizer.apply(gradient, variables)
+        self._loss_tracker.update_state(tf.reduce_mean(losses), sample_weight=batch)
+        return self.compute_metrics(x, y, logits)
+
+
+def make_variant(
+    name: str, backbone: keras.Model, weights: list[np.ndarray], args: argparse.Namespace
+) -> keras.Model:
+    """A compiled ``name`` variant around a fresh clone of ``backbone`` at ``weights``."""
+    clone = keras.models.clone_model(backbone)
+    clone.set_weights(weights)
+    if name == "plain":
+        model = clone
+    elif name == "gar":
+        model = gar_tf.GARModel(clone)
+    else:
+        model = VmapRewardModel(clone, args.batch_size)
+    model.compile(
+        optimizer=keras.optimizers.SGD(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=1,
+    )
+    return model
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of every training batch but the first of each ``fit`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if batch > 0:
+            self.times.append(time.perf_counter() - self._start)
+
+
+def time_variants(
+    models: dict[str, keras.Model], dataset: tf.data.Dataset, args: argparse.Namespace
+) -> dict[str, list[list[float]]]:
+    """Per variant, the timed step durations (seconds) of each timed round."""
+    rounds: dict[str, list[list[float]]] = {name: [] for name in models}
+    names = list(models)
+    for r in range(args.warmup_rounds + args.rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            timer = StepTimer()
+            models[name].fit(dataset, epochs=1, verbose=0, callbacks=[timer])
+            if r >= args.warmup_rounds:
+                rounds[name].append(timer.times)
+        print(f"  round {r + 1}/{args.warmup_rounds + args.rounds} done", flush=True)
+    return rounds
+
+
+def check_rewards(
+    backbone: keras.Model, weights: list[np.ndarray], args: argparse.Namespace
+) -> dict[str, float]:
+    """Rewards of batch 0 against G_1 from GARModel, the vmap baseline and a reference.
+
+    The reference is ``gar_tf.per_example_alignment`` at the initial weights,
+    with ``G_1`` the gradient on batch 1 after one plain SGD step on batch 0.
+    GARModel exposes only its logged statistics, the baseline its reward vector.
+    """
+    two = make_dataset(2, args.batch_size, args.seed + 1)
+    (x0, y0), (x1, y1) = list(two)
+    logs = {}
+    for name in ("gar", "vmap"):
+        model = make_variant(name, backbone, weights, args)
+        history = model.fit(two, epochs=1, verbose=0)
+        logs[name] = {k: v[-1] for k, v in history.history.items()}
+        if name == "vmap":
+            vmap_rewards = model.last_rewards.numpy()
+    plain = make_variant("plain", backbone, weights, args)
+    plain.fit(two.take(1), epochs=1, verbose=0)
+    with tf.GradientTape() as tape:
+        loss = plain.loss(y1, plain(x1, training=True))
+    direction = tape.gradient(loss, plain.trainable_variables)
+    at_start = keras.models.clone_model(backbone)
+    at_start.set_weights(weights)
+    reference = gar_tf.per_example_alignment(
+        at_start, plain.loss, x0, y0, direction, training=True
+    ).numpy()
+    scale = float(np.max(np.abs(reference)))
+    return {
+        "reference_mean": float(reference.mean()),
+        "reference_std": float(reference.std()),
+        "gar_mean": logs["gar"]["reward_mean"],
+        "gar_std": logs["gar"]["reward_std"],
+        "vmap_mean": logs["vmap"]["reward_mean"],
+        "vmap_std": logs["vmap"]["reward_std"],
+        "vmap_max_rel_error": float(np.max(np.abs(vmap_rewards - reference))) / scale,
+        "gar_mean_rel_error": abs(logs["gar"]["reward_mean"] - reference.mean()) / scale,
+        "gar_std_rel_error": abs(logs["gar"]["reward_std"] - reference.std()) / scale,
+    }
+
+
+def proc_status_kib(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB (e.g. ``VmHWM``, the peak resident set)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def run_child(args: argparse.Namespace) -> None:
+    """Trains one variant for ``--memory-steps`` steps and prints its memory as JSON."""
+    backbone = build_backbone(args.seed)
+    model = make_variant(args.child, backbone, backbone.get_weights(), args)
+    dataset = make_dataset(args.memory_steps, args.batch_size, args.seed)
+    before = proc_status_kib("VmRSS")
+    model.fit(dataset, epochs=1, verbose=0)
+    print(json.dumps({"before_kib": before, "peak_kib": proc_status_kib("VmHWM")}))
+
+
+def measure_memory(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Per variant, peak RSS (MiB) of a child process training only that variant."""
+    out = {}
+    for name in VARIANTS:
+        command = [sys.executable, __file__, "--child", name]
+        command += ["--memory-steps", str(args.memory_steps), "--seed", str(args.seed)]
+        command += ["--batch-size", str(args.batch_size)]
+        command += ["--learning-rate", str(args.learning_rate)]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        data = json.loads(result.stdout.strip().splitlines()[-1])
+        out[name] = {
+            "peak": data["peak_kib"] / 1024,
+            "training": (data["peak_kib"] - data["before_kib"]) / 1024,
+        }
+        print(f"  memory of {name}: {out[name]['peak']:.0f} MiB peak", flush=True)
+    return out
+
+
+def machine_info() -> dict[str, str]:
+    """CPU, core count, memory, load and library versions."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
+        platform.processor() or "unknown",
+    )
+    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    meminfo = Path("/proc/meminfo").read_text().splitlines()[0].split()
+    return {
+        "cpu": model + (" (AVX-512)" if "avx512f" in flags else ""),
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "memory": f"{int(meminfo[1]) / 2**20:.1f} GiB",
+        "load average (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (linear interpolation)."""
+    return float(np.quantile(values, q))
+
+
+def report(
+    rounds: dict[str, list[list[float]]],
+    memory: dict[str, dict[str, float]],
+    check: dict[str, float],
+    info: dict[str, str],
+    args: argparse.Namespace,
+) -> None:
+    """Prints the machine, the reward check, the markdown table and the goal verdicts."""
+    print("\n## Machine\n")
+    for key, value in info.items():
+        print(f"- {key}: {value}")
+    print(
+        "\nData: random-normal 32x32x3 images, random labels (speed benchmark). "
+        f"Batch {args.batch_size}, SGD lr {args.learning_rate}, sparse CE from logits, "
+        "steps_per_execution=1, jit_compile off (auto = off on CPU)."
+    )
+    print("\n## Reward check (batch 0 rewarded with G_1)\n")
+    print(
+        f"- reference (gar_tf.per_example_alignment): mean {check['reference_mean']:.4e}, "
+        f"std {check['reference_std']:.4e}"
+    )
+    print(
+        f"- GARModel logged: mean {check['gar_mean']:.4e}, std {check['gar_std']:.4e} "
+        f"(|diff| / max|r|: {check['gar_mean_rel_error']:.1e}, {check['gar_std_rel_error']:.1e})"
+    )
+    print(
+        f"- vmap baseline: mean {check['vmap_mean']:.4e}, std {check['vmap_std']:.4e}, "
+        f"max |r_vmap - r_ref| / max|r| = {check['vmap_max_rel_error']:.1e}"
+    )
+    worst = max(
+        check["vmap_max_rel_error"], check["gar_mean_rel_error"], check["gar_std_rel_error"]
+    )
+    print(f"- agreement: {'yes' if worst < 1e-3 else 'NO'} (worst relative error {worst:.1e})")
+
+    steps = {name: [t for r in times for t in r] for name, times in rounds.items()}
+    median = {name: statistics.median(t) for name, t in steps.items()}
+    print("\n## Step time and peak memory\n")
+    print(
+        "| variant | median ms/step | p25–p75 ms | timed steps | × plain | peak RSS MiB "
+        "| RSS growth in fit MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    labels = {
+        "plain": "plain `keras.Model`",
+        "gar": "`GARModel` (next reward)",
+        "vmap": "`vectorized_map` reward",
+    }
+    for name in VARIANTS:
+        t = steps[name]
+        mem = memory.get(name)
+        peak = f"{mem['peak']:.0f}" if mem else "n/a"
+        growth = f"{mem['training']:.0f}" if mem else "n/a"
+        print(
+            f"| {labels[name]} | {1e3 * median[name]:.1f} | {1e3 * quantile(t, 0.25):.1f}–"
+            f"{1e3 * quantile(t, 0.75):.1f} | {len(t)} | {median[name] / median['plain']:.2f} "
+            f"| {peak} | {growth} |"
+        )
+
+    def per_round(a: str, b: str) -> list[float]:
+        return [
+            statistics.median(ra) / statistics.median(rb) for ra, rb in zip(rounds[a], rounds[b])
+        ]
+
+    gar_plain = median["gar"] / median["plain"]
+    vmap_gar = median["vmap"] / median["gar"]
+    print("\n## Goals\n")
+    for text, ratio, rounds_ratio, met in (
+        (
+            f"GAR / plain ≤ {GOAL_GAR_OVER_PLAIN}",
+            gar_plain,
+            per_round("gar", "plain"),
+            gar_plain <= GOAL_GAR_OVER_PLAIN,
+        ),
+        (
+            f"vmap / GAR ≥ {GOAL_VMAP_OVER_GAR}",
+            vmap_gar,
+            per_round("vmap", "gar"),
+            vmap_gar >= GOAL_VMAP_OVER_GAR,
+        ),
+    ):
+        print(
+            f"- {text}: {ratio:.2f} (per-round ratios {min(rounds_ratio):.2f}–"
+            f"{max(rounds_ratio):.2f}) → {'met' if met else 'NOT met'}"
+        )
+    print(
+        "\nStep time: wall time between on_train_batch_begin and on_train_batch_end, "
+        f"{args.warmup_rounds} warm-up round(s) and the first step of every fit() call "
+        "dropped. Peak memory: VmHWM (peak resident set) from /proc/self/status of a "
+        f"child process that builds one variant and fits it for {args.memory_steps} steps "
+        "(tf.config.experimental.get_memory_info is not available for CPU:0); growth is "
+        "VmHWM minus VmRSS just before fit() (tracing, activations, gradients, pending state)."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the benchmark (or, with ``--child``, one memory measurement)."""
+    args = parse_args(argv)
+    if args.child:
+        run_child(args)
+        return
+    started = time.perf_counter()
+    info = machine_info()
+    backbone = build_backbone(args.seed)
+    weights = backbone.get_weights()
+    print(f"backbone: {backbone.count_params():,} parameters", flush=True)
+    print("checking that the rewards agree...", flush=True)
+    check = check_rewards(backbone, weights, args)
+    print("timing (variants interleaved in rounds)...", flush=True)
+    models = {name: make_variant(name, backbone, weights, args) for name in VARIANTS}
+    dataset = make_dataset(args.steps_per_round, args.batch_size, args.seed)
+    rounds = time_variants(models, dataset, args)
+    memory = {}
+    if args.memory_steps:
+        print("measuring peak memory (one child process per variant)...", flush=True)
+        memory = measure_memory(args)
+    report(rounds, memory, check, info, args)
+    print(f"\nTotal time: {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
