@@ -34,6 +34,7 @@ def unpack_data(data):
     return x, y, sample_weight, {}
 
 
+@keras.saving.register_keras_serializable(package="gar_tf")
 class GARModel(keras.Model):
     """Trains ``backbone`` as usual and, in the same step, its policies by GAR.
 
@@ -217,6 +218,7 @@ class GARModel(keras.Model):
             "reward": self.reward,
             "similarity": self.similarity,
             "compute_rewards": self.compute_rewards,
+            "exclude": [keras.saving.get_registered_name(t) for t in self.exclude],
             "strict": self.strict,
         }
 
@@ -230,4 +232,17 @@ class GARModel(keras.Model):
             keras.saving.deserialize_keras_object(p, custom_objects=custom_objects)
             for p in config.get("policies", [])
         ]
+        if "exclude" in config:
+            config["exclude"] = [_layer_type(name) for name in config["exclude"]]
         return cls(**config)
+
+
+def _layer_type(name: str) -> type:
+    """A layer class from its registered name (Keras built-ins by class name)."""
+    found = getattr(keras.layers, name, None) or keras.saving.get_registered_object(name)
+    if found is None:
+        raise ValueError(
+            f"Cannot find layer type {name!r} listed in `exclude`; register it with "
+            "@keras.saving.register_keras_serializable() before loading."
+        )
+    return found

@@ -190,3 +190,16 @@ def test_in_pipeline_policy_without_actions_is_a_clear_error():
     x, y = _data(16)
     with pytest.raises(ValueError, match="acts in the tf.data pipeline"):
         model.fit(x, y, batch_size=B, verbose=0)
+
+
+def test_gar_model_save_and_load_round_trip(tmp_path):
+    model = gar_tf.GARModel(_backbone(), reward="same", exclude=(L.LayerNormalization,))
+    model.compile(optimizer="adam", loss=LOSS)
+    x, y = _data(32)
+    model.fit(x, y, batch_size=B, verbose=0)
+    model.save(tmp_path / "gar.keras")
+    restored = keras.models.load_model(tmp_path / "gar.keras")
+    assert isinstance(restored, gar_tf.GARModel) and restored.reward == "same"
+    assert restored.exclude == (L.LayerNormalization,)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert np.isfinite(restored.fit(x, y, batch_size=B, verbose=0).history["loss"][0])
