@@ -14,12 +14,13 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["gar_tf", "gar_tf.*"]),
     install_requires=[
-        "tensorflow>=2.21",
+        "tensorflow>=2.16",
         "keras>=3.15",
         "numpy>=1.26",
-        "tensorboard>=2.21",
+        "tensorboard>=2.16",
         "tensorflow-datasets>=4.9.10",
         "importlib_resources>=6.0",
+        "matplotlib>=3.8",
     ],
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6"],

@@ -1,6 +1,6 @@
 """gar-tf: in-loop meta-learning with the gradient-alignment reward (GAR) for Keras 3."""
 
-from gar_tf import datasets
+from gar_tf import callbacks, datasets, models, plots
 from gar_tf.alignment import (
     DEFAULT_EXCLUDED,
     AlignmentEngine,
@@ -9,7 +9,7 @@ from gar_tf.alignment import (
     register_rule,
 )
 from gar_tf.model import GARModel
-from gar_tf.policies import Policy, reinforce_loss, standardise
+from gar_tf.policies import Policy, SplitSampler, reinforce_loss, standardise
 
 __version__ = "0.1.0"
 
@@ -21,7 +21,11 @@ __all__ = [
     "Policy",
     "per_example_alignment",
     "register_rule",
+    "SplitSampler",
     "reinforce_loss",
+    "callbacks",
     "datasets",
+    "models",
+    "plots",
     "standardise",
 ]

@@ -2,5 +2,6 @@
 
 from gar_tf.policies.base import Policy
 from gar_tf.policies.reinforce import reinforce_loss, standardise
+from gar_tf.policies.split_sampler import SplitSampler
 
-__all__ = ["Policy", "reinforce_loss", "standardise"]
+__all__ = ["Policy", "SplitSampler", "reinforce_loss", "standardise"]

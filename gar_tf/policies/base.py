@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import sys
 
 import keras
 import tensorflow as tf
@@ -110,6 +111,10 @@ class Policy(keras.layers.Layer, abc.ABC):
             return tf.constant(0, tf.int64)
 
         def skip():
+            tf.print(
+                f"gar_tf: WARNING: policy {self.name!r} got non-finite rewards; update skipped.",
+                output_stream=sys.stderr,
+            )
             return tf.constant(1, tf.int64)
 
         self.skipped_updates.assign_add(tf.cond(finite, step, skip))

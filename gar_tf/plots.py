@@ -1,0 +1,35 @@
+"""PNG plots of what the policies learned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_split_probabilities(history: list[dict], path: str | Path, title: str = "") -> Path:
+    """Writes a PNG of each split's probability over training steps.
+
+    ``history`` is :attr:`gar_tf.callbacks.SplitSamplerLogger.history`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        raise ValueError("history is empty: nothing to plot (was the logger used in fit?).")
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for name in history[0]["probabilities"]:
+        ax.plot(steps, [h["probabilities"][name] for h in history], label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.set_title(title or "split probabilities")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,199 @@
+"""SplitSampler: a learned mixture over dataset splits, trained by GAR (GAR_SPEC §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gar_tf.policies.base import Policy
+
+
+class SplitSampler(Policy):
+    """Draws each example from split ``s ~ p`` and learns ``p`` from GAR rewards.
+
+    ``p = (1 - K f) softmax(z) + f`` over the K splits, with logits ``z`` (zero
+    init: uniform) and probability floor ``f = min_probability``, so no split is
+    ever dropped for good (PROTOTYPES.md: a collapsed split gets no gradient).
+    The update is REINFORCE as in the reference (GAR_SPEC §4): standardised
+    rewards ``w``, loss ``-mean(w_i log p(s_i)) - entropy * H(p)``, gradient
+    clipped by value, Adam.
+
+    :meth:`dataset` is an infinite, batched ``tf.data.Dataset`` of
+    ``(x, y, sample_weight, {name: split_ids})`` that reads the current logits
+    while ``fit`` runs: batches already prefetched (a few) were drawn with the
+    logits of a few steps earlier. Pass ``steps_per_epoch`` to ``fit``
+    (:attr:`steps_per_pass` is one pass over the finite splits).
+
+    Args:
+        splits: a list, or a dict by name, of ``tf.data.Dataset`` of ``(x, y)`` or
+            ``(x, y, sample_weight)``, unbatched, all with the same element spec.
+            Finite splits are shuffled and repeated; any size works.
+        batch_size: examples per batch.
+        names: split names for a list (default ``split_0``, ...).
+        seed: seed for shuffling and for the split draws.
+        policy_optimizer: optimizer for the logits (default ``Adam(0.01)``).
+        entropy: weight of the entropy bonus ``H(p)`` (pulls towards uniform).
+        min_probability: the floor ``f``, in ``[0, 1/K)``.
+        shuffle_buffer: shuffle buffer per finite split.
+        name: the policy name, also the key of its actions in each batch.
+    """
+
+    def __init__(
+        self,
+        splits: Sequence[tf.data.Dataset] | Mapping[str, tf.data.Dataset],
+        batch_size: int,
+        names: Sequence[str] | None = None,
+        seed: int | None = None,
+        policy_optimizer: keras.optimizers.Optimizer | None = None,
+        entropy: float = 0.0,
+        min_probability: float = 0.0,
+        shuffle_buffer: int = 10_000,
+        name: str = "split_sampler",
+        **kwargs,
+    ) -> None:
+        splits, names = _named_splits(splits, names)
+        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if not 0.0 <= min_probability < 1.0 / len(splits):
+            raise ValueError(
+                f"min_probability must be in [0, 1/{len(splits)}), got {min_probability}."
+            )
+        _check_splits(splits, names)
+        super().__init__(
+            policy_optimizer=policy_optimizer,
+            entropy_weight=entropy,
+            in_pipeline=True,
+            name=name,
+            **kwargs,
+        )
+        self.splits = splits
+        self.split_names = names
+        self.batch_size = int(batch_size)
+        self.seed = seed
+        self.min_probability = float(min_probability)
+        self.shuffle_buffer = int(shuffle_buffer)
+        k = len(splits)
+        self.logits = self.add_policy_weight("logits", (k,))
+        self.reward_sum = self.add_weight(
+            shape=(k,), initializer="zeros", trainable=False, name="reward_sum"
+        )
+        self.reward_count = self.add_weight(
+            shape=(k,), initializer="zeros", trainable=False, name="reward_count"
+        )
+        self.build_optimizer()
+
+    @property
+    def steps_per_pass(self) -> int | None:
+        """Batches in one pass over all splits, or None if one is infinite/unknown."""
+        sizes = [int(s.cardinality()) for s in self.splits]
+        if min(sizes) < 0:
+            return None
+        return max(1, sum(sizes) // self.batch_size)
+
+    def _log_p(self) -> tf.Tensor:
+        k = len(self.splits)
+        p = (1.0 - k * self.min_probability) * tf.nn.softmax(self.logits.value)
+        return tf.math.log(p + self.min_probability)
+
+    def probabilities(self) -> dict[str, float]:
+        """The current mixture, by split name."""
+        return dict(zip(self.split_names, np.exp(self._log_p().numpy()).tolist()))
+
+    def sample(self, batch_size) -> tf.Tensor:
+        """Split ids [batch_size] drawn from the current mixture."""
+        return tf.random.categorical(self._log_p()[None], batch_size, dtype=tf.int32)[0]
+
+    def log_prob(self, actions: tf.Tensor) -> tf.Tensor:
+        return tf.gather(self._log_p(), tf.cast(actions, tf.int32))
+
+    def entropy(self) -> tf.Tensor:
+        log_p = self._log_p()
+        return -tf.reduce_sum(tf.exp(log_p) * log_p)
+
+    def update(self, rewards: tf.Tensor, actions: tf.Tensor) -> None:
+        """REINFORCE step (see :class:`Policy`) and per-split reward bookkeeping."""
+        super().update(rewards, actions)
+        finite = tf.reduce_all(tf.math.is_finite(rewards))
+        ids = tf.cast(actions, tf.int32)
+        k = len(self.splits)
+        sums = tf.math.unsorted_segment_sum(tf.cast(rewards, tf.float32), ids, k)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, k)
+        self.reward_sum.assign_add(tf.where(finite, sums, 0.0))
+        self.reward_count.assign_add(tf.where(finite, counts, 0.0))
+
+    def take_mean_rewards(self) -> dict[str, float]:
+        """Mean raw reward per split since the last call (NaN if not drawn), then reset."""
+        sums, counts = self.reward_sum.numpy(), self.reward_count.numpy()
+        self.reward_sum.assign(np.zeros_like(sums))
+        self.reward_count.assign(np.zeros_like(counts))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return dict(zip(self.split_names, (sums / counts).tolist()))
+
+    def dataset(self) -> tf.data.Dataset:
+        """Infinite batches ``(x, y, sample_weight, {name: split ids})`` from the mixture."""
+        tagged = []
+        for i, split in enumerate(self.splits):
+            if split.cardinality() != tf.data.INFINITE_CARDINALITY:
+                split = split.shuffle(self.shuffle_buffer, seed=_offset(self.seed, i)).repeat()
+            tagged.append(split.map(lambda *e, i=i: (e, tf.constant(i, tf.int32))))
+
+        def draw(step):
+            seed = tf.stack([step, tf.constant(self.seed or 0, tf.int64)])
+            return tf.random.stateless_categorical(
+                self._log_p()[None], self.batch_size, seed=seed, dtype=tf.int64
+            )[0]
+
+        choices = tf.data.Dataset.counter().map(draw).unbatch()
+        mixture = tf.data.Dataset.choose_from_datasets(tagged, choices)
+        key = self.name
+
+        def to_batch(element, ids):
+            x, y, *weight = element
+            return x, y, (weight[0] if weight else None), {key: ids}
+
+        return mixture.batch(self.batch_size, drop_remainder=True).map(to_batch).prefetch(2)
+
+
+def _offset(seed: int | None, i: int) -> int | None:
+    return None if seed is None else seed + 1000 * (i + 1)
+
+
+def _named_splits(splits, names):
+    if isinstance(splits, Mapping):
+        if names is not None:
+            raise ValueError("Pass names only with a list of splits; a dict already names them.")
+        names, splits = list(splits.keys()), list(splits.values())
+    else:
+        splits = list(splits)
+        names = [f"split_{i}" for i in range(len(splits))] if names is None else list(names)
+    if len(splits) < 2:
+        raise ValueError(f"A SplitSampler needs at least 2 splits, got {len(splits)}.")
+    if len(names) != len(splits) or len(set(names)) != len(names):
+        raise ValueError(
+            f"names must be {len(splits)} distinct strings, one per split; got {names}."
+        )
+    return splits, [str(n) for n in names]
+
+
+def _check_splits(splits, names) -> None:
+    spec = None
+    for name, split in zip(names, splits):
+        if not isinstance(split, tf.data.Dataset):
+            raise TypeError(f"Split {name!r} is a {type(split).__name__}, not a tf.data.Dataset.")
+        element = split.element_spec
+        if not isinstance(element, tuple) or len(element) not in (2, 3):
+            raise ValueError(
+                f"Split {name!r} must yield (x, y) or (x, y, sample_weight), got {element}."
+            )
+        if spec is None:
+            spec, first = element, name
+        elif element != spec:
+            raise ValueError(
+                f"Split {name!r} yields {element} but split {first!r} yields {spec}; all "
+                "splits need the same element spec (shapes and dtypes)."
+            )
+        if split.cardinality() == 0 or not any(True for _ in split.take(1)):
+            raise ValueError(f"Split {name!r} is empty.")

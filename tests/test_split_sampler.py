@@ -1,0 +1,179 @@
+"""SplitSampler: the mixture it draws, its REINFORCE step, bad input, logging, and fit."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gar_tf
+
+CHI2_999 = {3: 16.27}  # chi-square critical values at p = 0.001, by degrees of freedom
+
+
+def _constant_splits(sizes=(30, 5, 20, 50)):
+    """Split i yields x == i, so every example shows where it came from."""
+    return [
+        tf.data.Dataset.from_tensor_slices(
+            (np.full((n, 2), i, np.float32), np.full(n, i % 2, np.int32))
+        )
+        for i, n in enumerate(sizes)
+    ]
+
+
+def _counts(batches, k):
+    counts = np.zeros(k)
+    for x, _, weight, actions in batches:
+        ids = actions["split_sampler"].numpy()
+        assert weight is None
+        np.testing.assert_array_equal(x.numpy()[:, 0], ids)  # the id is the true source
+        counts += np.bincount(ids, minlength=k)
+    return counts
+
+
+def test_empirical_mixture_matches_probabilities():
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=64, seed=3)
+    sampler.logits.assign([1.0, 0.0, -1.0, 0.5])
+    p = np.array(list(sampler.probabilities().values()))
+    counts = _counts(sampler.dataset().take(150), 4)
+    expected = counts.sum() * p
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < CHI2_999[3], (counts, expected)
+
+
+def test_mixture_follows_the_logits_while_iterating():
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=32, seed=0)
+    it = iter(sampler.dataset())
+    next(it)
+    sampler.logits.assign([-20.0, -20.0, 20.0, -20.0])  # now (almost) only split 2
+    for _ in range(5):  # batches prefetched with the old logits
+        next(it)
+    assert _counts([next(it) for _ in range(10)], 4)[2] == 320
+
+
+def test_probability_floor_and_log_prob():
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=8, min_probability=0.05)
+    sampler.logits.assign([50.0, 0.0, 0.0, 0.0])
+    p = sampler.probabilities()
+    assert min(p.values()) == pytest.approx(0.05, rel=1e-5)
+    assert sum(p.values()) == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(
+        np.exp(sampler.log_prob(tf.constant([0, 3])).numpy()), [p["split_0"], p["split_3"]]
+    )
+
+
+def test_reinforce_step_matches_the_analytic_gradient():
+    k, f = 4, 0.02
+    sampler = gar_tf.SplitSampler(
+        _constant_splits(),
+        batch_size=8,
+        min_probability=f,
+        policy_optimizer=keras.optimizers.SGD(1.0),
+    )
+    sampler.clip_value = 1e9
+    z0 = np.array([0.3, -0.2, 0.1, 0.0], np.float32)
+    sampler.logits.assign(z0)
+    rewards = np.array([0.5, -1.0, 2.0, 0.1, -0.3, 1.5, 0.0, -2.0], np.float32)
+    ids = np.array([0, 1, 2, 3, 0, 2, 1, 3])
+    q = np.exp(z0) / np.exp(z0).sum()
+    p = (1 - k * f) * q + f
+    w = (rewards - rewards.mean()) / (rewards.std(ddof=1) + 1e-8)
+    # d log p_s / dz_k = (1 - K f) q_s (delta_sk - q_k) / p_s
+    dlogp = (1 - k * f) * q[ids, None] * (np.eye(k)[ids] - q[None]) / p[ids, None]
+    grad = -np.mean(w[:, None] * dlogp, axis=0)
+    sampler.update(tf.constant(rewards), tf.constant(ids))
+    np.testing.assert_allclose(sampler.logits.numpy(), z0 - grad, rtol=1e-5, atol=1e-6)
+    means = sampler.take_mean_rewards()
+    assert means["split_2"] == pytest.approx((2.0 + 1.5) / 2)
+    assert np.isnan(sampler.take_mean_rewards()["split_0"])  # reset after reading
+
+
+def test_non_finite_rewards_skip_the_update_with_a_warning(capfd):
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=4)
+    sampler.update(tf.constant([np.nan, 1.0, np.inf, 0.0]), tf.constant([0, 1, 2, 3]))
+    assert "non-finite rewards" in capfd.readouterr().err
+    np.testing.assert_array_equal(sampler.logits.numpy(), np.zeros(4))
+    assert int(sampler.skipped_updates.numpy()) == 1
+    assert all(np.isnan(v) for v in sampler.take_mean_rewards().values())
+
+
+class TestBadInput:
+    def test_batch_size(self):
+        for bad in (0, -3, 2.5):
+            with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+                gar_tf.SplitSampler(_constant_splits(), batch_size=bad)
+
+    def test_empty_split(self):
+        splits = _constant_splits()
+        splits[1] = splits[1].take(0)
+        with pytest.raises(ValueError, match="Split 'split_1' is empty"):
+            gar_tf.SplitSampler(splits, batch_size=4)
+
+    def test_empty_split_of_unknown_size(self):
+        splits = _constant_splits()
+        splits[2] = splits[2].filter(lambda x, y: False)
+        with pytest.raises(ValueError, match="Split 'split_2' is empty"):
+            gar_tf.SplitSampler(splits, batch_size=4)
+
+    def test_different_element_specs(self):
+        splits = _constant_splits()
+        splits[3] = splits[3].map(lambda x, y: (tf.concat([x, x], 0), y))
+        with pytest.raises(ValueError, match="same element spec"):
+            gar_tf.SplitSampler(splits, batch_size=4)
+
+    def test_names(self):
+        with pytest.raises(ValueError, match="4 distinct strings"):
+            gar_tf.SplitSampler(_constant_splits(), batch_size=4, names=["a", "b"])
+        with pytest.raises(ValueError, match="4 distinct strings"):
+            gar_tf.SplitSampler(_constant_splits(), batch_size=4, names=["a", "a", "b", "c"])
+        with pytest.raises(ValueError, match="dict already names"):
+            gar_tf.SplitSampler(dict(a=_constant_splits()[0]), batch_size=4, names=["a"])
+
+    def test_one_split_and_floor(self):
+        with pytest.raises(ValueError, match="at least 2 splits"):
+            gar_tf.SplitSampler(_constant_splits()[:1], batch_size=4)
+        with pytest.raises(ValueError, match="min_probability"):
+            gar_tf.SplitSampler(_constant_splits(), batch_size=4, min_probability=0.25)
+
+    def test_not_a_dataset_and_bad_elements(self):
+        with pytest.raises(TypeError, match="not a tf.data.Dataset"):
+            gar_tf.SplitSampler([np.zeros(3), np.zeros(3)], batch_size=4)
+        single = tf.data.Dataset.from_tensor_slices(np.zeros((4, 2), np.float32))
+        with pytest.raises(ValueError, match=r"\(x, y\) or \(x, y, sample_weight\)"):
+            gar_tf.SplitSampler([single, single], batch_size=4)
+
+
+def test_fit_moves_probability_away_from_label_noise_and_logs(tmp_path):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+
+    def split(noisy):
+        x = rng.normal(size=(1000, 8)).astype(np.float32)
+        y = (x[:, 0] + x[:, 1] > 0).astype(np.int32)
+        if noisy:
+            y = rng.integers(0, 2, len(y)).astype(np.int32)
+        return tf.data.Dataset.from_tensor_slices((x, y))
+
+    sampler = gar_tf.SplitSampler(
+        {"clean_a": split(False), "clean_b": split(False), "noisy": split(True)},
+        batch_size=64,
+        seed=0,
+    )
+    logger = gar_tf.callbacks.SplitSamplerLogger(sampler, every=20, log_dir=str(tmp_path))
+    backbone = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(2)]
+    )
+    model = gar_tf.GARModel(backbone, policies=[sampler])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(sampler.dataset(), steps_per_epoch=100, epochs=2, callbacks=[logger], verbose=0)
+    p = sampler.probabilities()
+    assert p["noisy"] < 0.2 < min(p["clean_a"], p["clean_b"])
+    assert [h["step"] for h in logger.history] == list(range(0, 201, 20))
+    assert (
+        logger.history[-1]["mean_rewards"]["noisy"] < logger.history[-1]["mean_rewards"]["clean_a"]
+    )
+    assert any((tmp_path / "split_sampler").glob("*.tfevents.*"))
+    png = gar_tf.plots.plot_split_probabilities(logger.history, tmp_path / "p.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
