@@ -34,14 +34,15 @@ class SplitSamplerLogger(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None) -> None:
         if not self.history:
-            self._record()
+            self.record()
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         self._step += 1
         if self._step % self.every == 0:
-            self._record()
+            self.record()
 
-    def _record(self) -> None:
+    def record(self) -> None:
+        """Records now (also called every ``every`` steps and at the start of training)."""
         entry = {
             "step": self._step,
             "probabilities": self.sampler.probabilities(),

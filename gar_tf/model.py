@@ -14,6 +14,7 @@ from gar_tf.pending import PendingState
 from gar_tf.policies import Policy
 
 REWARDS = ("next", "same", "next-minus-current")
+CLEAN_COMPARISONS = (None, "alternate", "slice")
 
 
 def unpack_data(data):
@@ -53,6 +54,16 @@ class GARModel(keras.Model):
             with its own batch gradient ``G_t``; ``"next-minus-current"`` with
             ``G_{t+1} - G_t`` (GAR_SPEC §1.3).
         similarity: ``"dot"`` (default) or ``"cosine"`` (per weight tensor).
+        clean_comparison: where the comparison gradient comes from when the
+            policies augment the data (GAR_SPEC §1.3; PROTOTYPES.md: it should be
+            clean). None: the batch as it comes. ``"alternate"``: even steps
+            (1st, 3rd, ...) are transformed by the policies, odd steps are not
+            and reward the previous step's examples (one policy update per two
+            steps; the model trains on both). ``"slice"``: the last
+            ``clean_size`` examples of every batch are not transformed, the
+            comparison gradient is their mean-loss gradient, and only the other
+            examples are rewarded.
+        clean_size: the clean slice size V for ``clean_comparison="slice"``.
         compute_rewards: False trains exactly like ``backbone`` would, with no
             reward work (only without policies).
         exclude: layer types whose weights stay out of the reward
@@ -69,6 +80,8 @@ class GARModel(keras.Model):
         policies: Sequence[Policy] = (),
         reward: str = "next",
         similarity: str = "dot",
+        clean_comparison: str | None = None,
+        clean_size: int = 0,
         compute_rewards: bool = True,
         exclude: Sequence[type] = DEFAULT_EXCLUDED,
         strict: bool = False,
@@ -79,6 +92,16 @@ class GARModel(keras.Model):
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}.")
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
+        if clean_comparison not in CLEAN_COMPARISONS:
+            raise ValueError(
+                f"clean_comparison must be one of {CLEAN_COMPARISONS}, got {clean_comparison!r}."
+            )
+        if clean_comparison == "alternate" and reward != "next":
+            raise ValueError('clean_comparison="alternate" needs reward="next".')
+        if clean_comparison == "slice" and (reward == "next-minus-current" or clean_size < 1):
+            raise ValueError(
+                'clean_comparison="slice" needs clean_size >= 1 and reward "next" or "same".'
+            )
         policies = list(policies)
         for p in policies:
             if not isinstance(p, Policy):
@@ -94,6 +117,8 @@ class GARModel(keras.Model):
         self.policies = policies
         self.reward = reward
         self.similarity = similarity
+        self.clean_comparison = clean_comparison
+        self.clean_size = int(clean_size) if clean_comparison == "slice" else 0
         self.compute_rewards = compute_rewards
         self.exclude = tuple(exclude)
         self.strict = strict
@@ -102,6 +127,7 @@ class GARModel(keras.Model):
         self.reward_positive = keras.metrics.Mean(name="reward_positive")
         self._engine: AlignmentEngine | None = None
         self._pending = PendingState("gar_pending")
+        self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="gar_step")
         for p in policies:
             p.build_optimizer()
 
@@ -124,9 +150,15 @@ class GARModel(keras.Model):
 
     def fit(self, *args, **kwargs):
         self._pending.reset()
+        self._step.assign(0)
         return super().fit(*args, **kwargs)
 
-    def _policy_actions(self, x, given: dict, batch):
+    def _policy_actions(self, x, given: dict, batch, policy_step):
+        """Each policy's actions for the rewarded examples, and the transformed ``x``.
+
+        The rewarded examples are the whole batch, or all but the clean slice.
+        """
+        rewarded = batch - self.clean_size
         actions = {}
         for p in self.policies:
             if p.in_pipeline:
@@ -136,19 +168,22 @@ class GARModel(keras.Model):
                         f"carries actions only for {sorted(given)}; use its dataset() or "
                         "yield (x, y, sample_weight, {name: actions})."
                     )
-                a = given[p.name]
+                a = given[p.name][:rewarded]
             else:
-                a = p.sample(batch)
-            x = p.transform(x, a)
+                a = p.sample(rewarded)
+            alternate = self.clean_comparison == "alternate"
+            x = _transform_head(p, x, a, rewarded, policy_step, alternate)
             actions[p.name] = a
         return x, actions
 
     def train_step(self, data):
         x, y, sample_weight, given = unpack_data(data)
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
-        x, actions = self._policy_actions(x, given, batch)
+        policy_step = tf.logical_or(self.clean_comparison != "alternate", self._step % 2 == 0)
+        self._step.assign_add(1)
+        x, actions = self._policy_actions(x, given, batch, policy_step)
         variables = self.trainable_variables
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=self.clean_size > 0) as tape:
             if self.compute_rewards:
                 with self.engine.recording() as rec:
                     y_pred = self(x, training=True)
@@ -162,42 +197,54 @@ class GARModel(keras.Model):
                 _keras_loss.unscale_loss_for_distribution(loss), sample_weight=batch
             )
             scaled_loss = self.optimizer.scale_loss(loss)
+            if self.clean_size:
+                clean_loss = self._clean_slice_loss(y, y_pred, sample_weight, batch)
         grads = tape.gradient(scaled_loss, variables + outputs)
-        gradient = [
-            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-            for v, g in zip(variables, grads[: len(variables)])
-        ]
+        gradient = _dense(variables, grads[: len(variables)])
         if self.compute_rewards:
-            self._reward_step(rec.states(grads[len(variables) :]), gradient, actions)
+            direction = gradient
+            if self.clean_size:
+                direction = _dense(variables, tape.gradient(clean_loss, variables))
+            states = rec.states(grads[len(variables) :])
+            self._reward_step(states, direction, actions, policy_step)
         self.optimizer.apply(gradient, variables)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _reward_step(self, states, gradient, actions) -> None:
+    def _clean_slice_loss(self, y, y_pred, sample_weight, batch):
+        """Mean compiled loss over the last ``clean_size`` examples (the clean slice)."""
+        mask = tf.cast(tf.range(batch) >= batch - self.clean_size, tf.float32)
+        if sample_weight is not None:
+            mask = mask * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+        loss = self._compile_loss(y, y_pred, mask)
+        return loss * tf.cast(batch, loss.dtype) / self.clean_size
+
+    def _reward_step(self, states, direction, actions, policy_step) -> None:
         """Rewards for the pending batch (or this one, for ``reward="same"``)."""
         if self.reward == "same":
-            self._use_rewards(self.engine.alignment(states, gradient), actions)
+            self._use_rewards(self.engine.alignment(states, direction), actions)
             return
         names = [p.name for p in self.policies]
         now = [t for s in states for t in s.tensors()] + [actions[n] for n in names]
         if self.reward == "next-minus-current":
-            now += gradient
+            now += direction
         stored = self._pending.read(now)
 
         def rewarded():
             tensors = iter(stored)
             old_states = [s.with_tensors(tensors) for s in states]
             old_actions = {n: next(tensors) for n in names}
-            direction = gradient
+            comparison = direction
             if self.reward == "next-minus-current":
-                direction = [g - next(tensors) for g in gradient]
-            rewards = self.engine.alignment(old_states, direction)
+                comparison = [g - next(tensors) for g in direction]
+            rewards = self.engine.alignment(old_states, comparison)
             self._use_rewards(rewards, old_actions)
             return rewards
 
         tf.cond(self._pending.valid, rewarded, lambda: tf.zeros([0]))
-        self._pending.store(now)
+        self._pending.store(now, valid=policy_step)
 
     def _use_rewards(self, rewards, actions) -> None:
+        rewards = rewards[: tf.shape(rewards)[0] - self.clean_size]
         for p in self.policies:
             p.update(rewards, actions[p.name])
         self.reward_mean.update_state(tf.reduce_mean(rewards))
@@ -217,6 +264,8 @@ class GARModel(keras.Model):
             "policies": [keras.saving.serialize_keras_object(p) for p in self.policies],
             "reward": self.reward,
             "similarity": self.similarity,
+            "clean_comparison": self.clean_comparison,
+            "clean_size": self.clean_size,
             "compute_rewards": self.compute_rewards,
             "exclude": [keras.saving.get_registered_name(t) for t in self.exclude],
             "strict": self.strict,
@@ -235,6 +284,25 @@ class GARModel(keras.Model):
         if "exclude" in config:
             config["exclude"] = [_layer_type(name) for name in config["exclude"]]
         return cls(**config)
+
+
+def _dense(variables, grads) -> list[tf.Tensor]:
+    """Gradients as dense tensors, zeros where a variable got none."""
+    return [
+        tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for v, g in zip(variables, grads)
+    ]
+
+
+def _transform_head(policy: Policy, x, actions, n, policy_step, alternate: bool):
+    """``x`` with the policy's transform applied to its first ``n`` examples, on policy steps."""
+    if type(policy).transform is Policy.transform:
+        return x
+
+    def transformed():
+        head = policy.transform(tf.nest.map_structure(lambda t: t[:n], x), actions)
+        return tf.nest.map_structure(lambda h, t: tf.concat([h, t[n:]], 0), head, x)
+
+    return tf.cond(policy_step, transformed, lambda: x) if alternate else transformed()
 
 
 def _layer_type(name: str) -> type:

@@ -53,10 +53,11 @@ class PendingState:
                 ]
         return self._variables
 
-    def store(self, tensors: list[tf.Tensor]) -> None:
+    def store(self, tensors: list[tf.Tensor], valid=True) -> None:
+        """Keeps ``tensors``; ``valid`` says whether they may be rewarded next step."""
         for variable, t in zip(self._ensure(tensors), tensors):
             variable.assign(t)
-        self.valid.assign(True)
+        self.valid.assign(valid)
 
     def read(self, like: list[tf.Tensor]) -> list[tf.Tensor]:
         """The stored tensors; ``like`` are this step's tensors of the same structure."""

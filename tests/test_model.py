@@ -50,7 +50,7 @@ def _data(n=B * STEPS):
     return rng.normal(size=(n, 5)).astype(np.float32), (np.arange(n) % 3).astype(np.int32)
 
 
-def _reference_rewards(reward, x, y):
+def _reference_rewards(reward, x, y, clean=None, clean_size=0):
     """Rewards by brute force: per-example gradients, explicit SGD steps."""
     model = _backbone()
     variables = model.trainable_variables
@@ -64,28 +64,42 @@ def _reference_rewards(reward, x, y):
         return sum(float(tf.reduce_sum(p * q)) for p, q in zip(a, b))
 
     batches = [(x[k * B : (k + 1) * B], y[k * B : (k + 1) * B]) for k in range(STEPS)]
-    per_example, full = [], []
+    rewarded = B - clean_size
+    per_example, full, comparison = [], [], []
     for xb, yb in batches:
-        per_example.append([grads(xb[i : i + 1], yb[i : i + 1]) for i in range(B)])
+        per_example.append([grads(xb[i : i + 1], yb[i : i + 1]) for i in range(rewarded)])
         full.append(grads(xb, yb))
+        comparison.append(grads(xb[rewarded:], yb[rewarded:]) if clean_size else full[-1])
         for v, g in zip(variables, full[-1]):
             v.assign_sub(LR * g)
     out = []
     for k in range(STEPS):
+        if clean == "alternate" and k % 2:
+            continue  # odd steps are clean: their examples get no reward
         if reward == "same":
-            direction = full[k]
+            direction = comparison[k]
         elif k + 1 == STEPS:
             break
         elif reward == "next":
-            direction = full[k + 1]
+            direction = comparison[k + 1]
         else:
             direction = [a - b for a, b in zip(full[k + 1], full[k])]
-        out.append([dot(g, direction) / B for g in per_example[k]])
-    return np.array(out)
+        out.append(([dot(g, direction) / B for g in per_example[k]], k))
+    return np.array([r for r, _ in out]), [k for _, k in out]
 
 
-@pytest.mark.parametrize("reward", ["next", "same", "next-minus-current"])
-def test_rewards_pair_with_the_actions_of_their_batch(reward):
+@pytest.mark.parametrize(
+    "reward, clean, clean_size, calls",
+    [
+        ("next", None, 0, STEPS - 1),
+        ("same", None, 0, STEPS),
+        ("next-minus-current", None, 0, STEPS - 1),
+        ("next", "alternate", 0, STEPS // 2),
+        ("next", "slice", 3, STEPS - 1),
+        ("same", "slice", 3, STEPS),
+    ],
+)
+def test_rewards_pair_with_the_actions_of_their_batch(reward, clean, clean_size, calls):
     x, y = _data()
     ids = np.arange(len(y), dtype=np.int32)
     data = (
@@ -93,15 +107,18 @@ def test_rewards_pair_with_the_actions_of_their_batch(reward):
         .map(lambda a, b, i: (a, b, None, {"ids": i}))
         .batch(B)
     )
-    policy = RecordingPolicy(STEPS, B)
-    model = gar_tf.GARModel(_backbone(), policies=[policy], reward=reward)
+    policy = RecordingPolicy(STEPS, B - clean_size)
+    model = gar_tf.GARModel(
+        _backbone(), [policy], reward=reward, clean_comparison=clean, clean_size=clean_size
+    )
     model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
     model.fit(data, epochs=1, verbose=0)
 
-    expected = _reference_rewards(reward, x, y)
-    calls = int(policy.calls.numpy())
-    assert calls == len(expected) == (STEPS if reward == "same" else STEPS - 1)
-    np.testing.assert_array_equal(policy.actions.numpy()[:calls], ids.reshape(STEPS, B)[:calls])
+    expected, batches = _reference_rewards(reward, x, y, clean, clean_size)
+    assert int(policy.calls.numpy()) == len(expected) == calls
+    np.testing.assert_array_equal(
+        policy.actions.numpy()[:calls], ids.reshape(STEPS, B)[batches, : B - clean_size]
+    )
     assert relative_error(policy.rewards.numpy()[:calls], expected) <= 1e-5
 
 
@@ -180,6 +197,12 @@ def test_bad_arguments():
         gar_tf.GARModel(_backbone(), reward="previous")
     with pytest.raises(ValueError, match="similarity must be one of"):
         gar_tf.GARModel(_backbone(), similarity="l2")
+    with pytest.raises(ValueError, match="clean_comparison must be one of"):
+        gar_tf.GARModel(_backbone(), clean_comparison="holdout")
+    with pytest.raises(ValueError, match='needs reward="next"'):
+        gar_tf.GARModel(_backbone(), reward="same", clean_comparison="alternate")
+    with pytest.raises(ValueError, match="clean_size >= 1"):
+        gar_tf.GARModel(_backbone(), clean_comparison="slice")
     with pytest.raises(TypeError, match="gar_tf.Policy"):
         gar_tf.GARModel(_backbone(), policies=[object()])
 

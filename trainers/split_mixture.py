@@ -160,7 +160,7 @@ def train(run, splits, args, seed, steps, test, logdir):
         verbose=1 if sys.stdout.isatty() else 2,
     )
     if logger is not None:
-        logger._record()  # the final state
+        logger.record()  # the final state
     accuracy = model.evaluate(*test, batch_size=1000, verbose=0)[1]
     return float(accuracy), sampler.probabilities(), logger
 
