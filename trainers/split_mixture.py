@@ -79,6 +79,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="SplitSampler probability floor (default: the sampler's default)",
     )
     p.add_argument(
+        "--reward",
+        choices=["next", "same", "next-minus-current"],
+        default="next-minus-current",
+        help="GARModel reward variant: which gradient the examples align with "
+        "(next-minus-current removes the corrupted split's alignment with itself; "
+        "see docs/split_mixture.md)",
+    )
+    p.add_argument(
+        "--similarity",
+        choices=["dot", "cosine"],
+        default="dot",
+        help="GARModel similarity (cosine: per weight tensor)",
+    )
+    p.add_argument(
+        "--clean-size",
+        type=int,
+        default=0,
+        help="V > 0: the last V examples of each batch come from the uniform mixture and "
+        "give the comparison gradient (GARModel clean_comparison='slice')",
+    )
+    p.add_argument(
         "--runs",
         nargs="+",
         choices=["gar", "uniform", "oracle"],
@@ -143,7 +164,14 @@ def train(run, splits, args, seed, steps, test, logdir):
         logger = gar_tf.callbacks.SplitSamplerLogger(
             sampler, every=args.log_every, log_dir=str(logdir)
         )
-        model = gar_tf.GARModel(gar_tf.models.small_cnn(), policies=[sampler])
+        model = gar_tf.GARModel(
+            gar_tf.models.small_cnn(),
+            policies=[sampler],
+            reward=args.reward,
+            similarity=args.similarity,
+            clean_comparison="slice" if args.clean_size else None,
+            clean_size=args.clean_size,
+        )
     else:
         model = gar_tf.GARModel(gar_tf.models.small_cnn(), compute_rewards=False)
     model.compile(
@@ -153,7 +181,7 @@ def train(run, splits, args, seed, steps, test, logdir):
     )
     callbacks = [keras.callbacks.TensorBoard(str(logdir), update_freq=args.log_every)]
     model.fit(
-        sampler.dataset(),
+        sampler.dataset(clean_size=args.clean_size if run == "gar" else 0),
         steps_per_epoch=steps,
         epochs=1,
         callbacks=callbacks + ([logger] if logger else []),

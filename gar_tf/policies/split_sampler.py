@@ -35,7 +35,8 @@ class SplitSampler(Policy):
         names: split names for a list (default ``split_0``, ...).
         seed: seed for shuffling and for the split draws.
         policy_optimizer: optimizer for the logits (default ``Adam(0.01)``).
-        entropy: weight of the entropy bonus ``H(p)`` (pulls towards uniform).
+        entropy: weight of the entropy bonus ``H(p)``; it pulls towards uniform and
+            keeps equally good splits balanced (0.1: see docs/split_mixture.md).
         min_probability: the floor ``f``, in ``[0, 1/K)``.
         shuffle_buffer: shuffle buffer per finite split.
         name: the policy name, also the key of its actions in each batch.
@@ -48,7 +49,7 @@ class SplitSampler(Policy):
         names: Sequence[str] | None = None,
         seed: int | None = None,
         policy_optimizer: keras.optimizers.Optimizer | None = None,
-        entropy: float = 0.0,
+        entropy: float = 0.1,
         min_probability: float = 0.0,
         shuffle_buffer: int = 10_000,
         name: str = "split_sampler",
@@ -132,29 +133,50 @@ class SplitSampler(Policy):
         with np.errstate(invalid="ignore", divide="ignore"):
             return dict(zip(self.split_names, (sums / counts).tolist()))
 
-    def dataset(self) -> tf.data.Dataset:
-        """Infinite batches ``(x, y, sample_weight, {name: split ids})`` from the mixture."""
-        tagged = []
-        for i, split in enumerate(self.splits):
-            if split.cardinality() != tf.data.INFINITE_CARDINALITY:
-                split = split.shuffle(self.shuffle_buffer, seed=_offset(self.seed, i)).repeat()
-            tagged.append(split.map(lambda *e, i=i: (e, tf.constant(i, tf.int32))))
+    def dataset(self, clean_size: int = 0) -> tf.data.Dataset:
+        """Infinite batches ``(x, y, sample_weight, {name: split ids})`` from the mixture.
 
-        def draw(step):
-            seed = tf.stack([step, tf.constant(self.seed or 0, tf.int64)])
-            return tf.random.stateless_categorical(
-                self._log_p()[None], self.batch_size, seed=seed, dtype=tf.int64
-            )[0]
-
-        choices = tf.data.Dataset.counter().map(draw).unbatch()
-        mixture = tf.data.Dataset.choose_from_datasets(tagged, choices)
+        With ``clean_size`` V > 0, the last V examples of each batch come from the
+        *uniform* mixture instead (the reference's ``val_bs``, GAR_SPEC §4): use
+        ``GARModel(clean_comparison="slice", clean_size=V)`` so that they give the
+        comparison gradient, which then does not follow the learned mixture.
+        """
+        if not 0 <= clean_size < self.batch_size:
+            raise ValueError(
+                f"clean_size must be in [0, batch_size={self.batch_size}), got {clean_size}."
+            )
+        mixture = self._draws(self._log_p, self.batch_size - clean_size, stream=0)
+        if clean_size:
+            uniform = self._draws(lambda: tf.zeros([len(self.splits)]), clean_size, stream=1)
+            mixture = tf.data.Dataset.zip(mixture, uniform).map(
+                lambda a, b: tf.nest.map_structure(lambda s, t: tf.concat([s, t], 0), a, b)
+            )
         key = self.name
 
         def to_batch(element, ids):
             x, y, *weight = element
             return x, y, (weight[0] if weight else None), {key: ids}
 
-        return mixture.batch(self.batch_size, drop_remainder=True).map(to_batch).prefetch(2)
+        return mixture.map(to_batch).prefetch(2)
+
+    def _draws(self, log_p, size: int, stream: int) -> tf.data.Dataset:
+        """Batches of ``size`` examples, each from a split drawn from ``softmax(log_p())``."""
+        tagged = []
+        for i, split in enumerate(self.splits):
+            if split.cardinality() != tf.data.INFINITE_CARDINALITY:
+                seed = _offset(self.seed, i + 100 * stream)
+                split = split.shuffle(self.shuffle_buffer, seed=seed).repeat()
+            tagged.append(split.map(lambda *e, i=i: (e, tf.constant(i, tf.int32))))
+
+        def draw(step):
+            seed = tf.stack([step, tf.constant((self.seed or 0) + 7919 * stream, tf.int64)])
+            return tf.random.stateless_categorical(log_p()[None], size, seed=seed, dtype=tf.int64)[
+                0
+            ]
+
+        choices = tf.data.Dataset.counter().map(draw).unbatch()
+        mixture = tf.data.Dataset.choose_from_datasets(tagged, choices)
+        return mixture.batch(size, drop_remainder=True)
 
 
 def _offset(seed: int | None, i: int) -> int | None:
