@@ -67,6 +67,7 @@ def test_reinforce_step_matches_the_analytic_gradient():
         _constant_splits(),
         batch_size=8,
         min_probability=f,
+        entropy=0.0,
         policy_optimizer=keras.optimizers.SGD(1.0),
     )
     sampler.clip_value = 1e9
