@@ -8,17 +8,27 @@ from gar_tf.alignment import (
     per_example_alignment,
     register_rule,
 )
+from gar_tf.export import export_policy, load_policy
 from gar_tf.model import GARModel
-from gar_tf.policies import Policy, SplitSampler, reinforce_loss, standardise
+from gar_tf.policies import (
+    AugmentationPolicy,
+    Policy,
+    SplitSampler,
+    reinforce_loss,
+    standardise,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_EXCLUDED",
     "AlignmentEngine",
+    "AugmentationPolicy",
     "GARModel",
     "LayerRule",
     "Policy",
+    "export_policy",
+    "load_policy",
     "per_example_alignment",
     "register_rule",
     "SplitSampler",

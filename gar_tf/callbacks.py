@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from gar_tf.policies import SplitSampler
+from gar_tf.policies import AugmentationPolicy, SplitSampler
 
 
 class SplitSamplerLogger(keras.callbacks.Callback):
@@ -57,3 +57,74 @@ class SplitSamplerLogger(keras.callbacks.Callback):
                     if r == r:  # not NaN: the split was drawn in this window
                         tf.summary.scalar(f"split_reward/{name}", r)
             self._writer.flush()
+
+
+class AugmentationPolicyLogger(keras.callbacks.Callback):
+    """Every ``every`` steps, logs what an :class:`AugmentationPolicy` has learned.
+
+    TensorBoard (``log_dir/augmentation_policy``): ``op_probability/<op>``,
+    ``mean_level/<op>``, ``ops_per_image/<n>`` scalars, a histogram of the op
+    probabilities and, given ``images`` (uint8 ``[n, H, W, C]``), a grid of them
+    augmented by the current policy. :attr:`history` keeps each record's
+    :meth:`AugmentationPolicy.summary`.
+    """
+
+    def __init__(
+        self,
+        policy: AugmentationPolicy,
+        every: int = 50,
+        log_dir: str | None = None,
+        images=None,
+    ):
+        super().__init__()
+        if every <= 0:
+            raise ValueError(f"every must be a positive number of steps, got {every}.")
+        self.policy = policy
+        self.every = int(every)
+        self.images = None if images is None else tf.convert_to_tensor(images)
+        self.history: list[dict] = []
+        self._writer = (
+            tf.summary.create_file_writer(str(Path(log_dir) / "augmentation_policy"))
+            if log_dir
+            else None
+        )
+        self._step = 0
+
+    def on_train_begin(self, logs=None) -> None:
+        if not self.history:
+            self.record()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self._step += 1
+        if self._step % self.every == 0:
+            self.record()
+
+    def record(self) -> None:
+        """Records now (also every ``every`` steps and at the start of training)."""
+        summary = self.policy.summary()
+        self.history.append({"step": self._step, **summary})
+        if self._writer is None:
+            return
+        with self._writer.as_default(step=self._step):
+            for name, op in summary["ops"].items():
+                tf.summary.scalar(f"op_probability/{name}", op["probability"])
+                tf.summary.scalar(f"mean_level/{name}", op["mean_level"])
+            for n, p in summary["ops_per_image"].items():
+                tf.summary.scalar(f"ops_per_image/{n}", p)
+            tf.summary.histogram(
+                "op_probabilities", [op["probability"] for op in summary["ops"].values()]
+            )
+            if self.images is not None:
+                seed = tf.constant([self._step, 0], tf.int64)
+                augmented = self.policy.augment(self.images, seed)
+                tf.summary.image("augmented", _grid(augmented), max_outputs=1)
+        self._writer.flush()
+
+
+def _grid(images: tf.Tensor, columns: int = 8) -> tf.Tensor:
+    """A batch ``[n, H, W, C]`` tiled into one image ``[1, rows*H, columns*W, C]``."""
+    n, h, w, c = images.shape
+    rows = -(-n // columns)
+    padded = tf.concat([images, tf.zeros([rows * columns - n, h, w, c], images.dtype)], 0)
+    tiles = tf.reshape(padded, [rows, columns, h, w, c])
+    return tf.reshape(tf.transpose(tiles, [0, 2, 1, 3, 4]), [1, rows * h, columns * w, c])

@@ -23,3 +23,32 @@ def small_cnn(
         ],
         name=name,
     )
+
+
+def small_resnet(
+    input_shape: tuple[int, ...] = (28, 28, 1),
+    num_classes: int = 10,
+    depth: int = 8,
+    width: int = 16,
+    name: str | None = None,
+) -> keras.Model:
+    """A CIFAR-style pre-activation ResNet of ``depth = 6 n + 2`` layers, widths
+    ``width``, ``2 width``, ``4 width`` (ResNet-8: n = 1; WRN-style: raise ``width``)."""
+    if (depth - 2) % 6:
+        raise ValueError(f"depth must be 6 n + 2 (8, 14, 20, ...), got {depth}.")
+    layers = keras.layers
+    inputs = keras.Input(input_shape)
+    h = layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)
+    for stage, filters in enumerate((width, 2 * width, 4 * width)):
+        for block in range((depth - 2) // 6):
+            strides = 2 if stage and not block else 1
+            pre = layers.ReLU()(layers.BatchNormalization()(h))
+            r = layers.Conv2D(filters, 3, strides, padding="same", use_bias=False)(pre)
+            r = layers.ReLU()(layers.BatchNormalization()(r))
+            r = layers.Conv2D(filters, 3, padding="same", use_bias=False)(r)
+            if strides != 1 or h.shape[-1] != filters:
+                h = layers.Conv2D(filters, 1, strides, use_bias=False)(pre)
+            h = layers.Add()([h, r])
+    h = layers.GlobalAveragePooling2D()(layers.ReLU()(layers.BatchNormalization()(h)))
+    outputs = layers.Dense(num_classes, activation="softmax")(h)
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}_w{width}")

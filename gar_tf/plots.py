@@ -33,3 +33,32 @@ def plot_split_probabilities(history: list[dict], path: str | Path, title: str =
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_augmentation_heatmap(summary: dict, path: str | Path, title: str = "") -> Path:
+    """Writes a PNG heat map of ``p(op) p(level | op)`` from
+    :meth:`gar_tf.AugmentationPolicy.summary` (rows: ops, columns: levels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(summary["ops"])
+    joint = np.array(
+        [np.array(op["level_distribution"]) * op["probability"] for op in summary["ops"].values()]
+    )
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(names) + 1.5), dpi=120)
+    image = ax.imshow(joint, aspect="auto", cmap="viridis")
+    ax.set_yticks(
+        range(len(names)), labels=[f"{n} ({summary['ops'][n]['probability']:.3f})" for n in names]
+    )
+    ax.set_xlabel("level")
+    ax.set_title(title or "learned p(op) p(level | op)")
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

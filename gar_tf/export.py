@@ -1,0 +1,142 @@
+"""Learned augmentation policies as TF SavedModels that plain TensorFlow can call.
+
+``export_policy(policy, path)`` writes a SavedModel with two endpoints,
+``augment(images uint8 [B, H, W, C], seed int64 [2])`` and ``distributions()``,
+plus ``policy.json`` (configuration, per-op summary, one-line policy string).
+Loading it needs only ``tf.saved_model.load``; ``load_policy`` rebuilds a frozen
+:class:`AugmentationPolicy` for ``tf.data`` pipelines.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from gar_tf.policies.augmentation import AugmentationPolicy, augment_with
+
+FORMAT_VERSION = 1
+SUMMARY_FILE = "policy.json"
+
+
+class _ExportedPolicy(tf.Module):
+    def __init__(self, policy: AugmentationPolicy, channels: int) -> None:
+        super().__init__(name="gar_augmentation_policy")
+        self.count_logits = tf.Variable(policy.count_logits.numpy(), trainable=False)
+        self.op_logits = tf.Variable(policy.op_logits.numpy(), trainable=False)
+        self.level_logits = tf.Variable(policy.level_logits.numpy(), trainable=False)
+        self.op_names = tf.constant(list(policy.space.names))
+        self._space, self._num_levels = policy.space, policy.num_levels
+        self.augment = tf.function(
+            self._augment,
+            input_signature=[
+                tf.TensorSpec([None, None, None, channels], tf.uint8, name="images"),
+                tf.TensorSpec([2], tf.int64, name="seed"),
+            ],
+        )
+
+    def _augment(self, images, seed):
+        logits = (self.count_logits, self.op_logits, self.level_logits)
+        return augment_with(images, *logits, seed, self._space, self._num_levels)
+
+    @tf.function(input_signature=[])
+    def distributions(self):
+        return {
+            "op_names": self.op_names,
+            "ops_per_image": tf.reduce_mean(tf.nn.softmax(self.count_logits), 0),
+            "ops": tf.reduce_mean(tf.nn.softmax(self.op_logits), 0),
+            "levels": tf.reduce_mean(tf.nn.softmax(self.level_logits), 0),
+        }
+
+
+def export_policy(policy: AugmentationPolicy, path: str | Path, channels: int = 3) -> Path:
+    """Writes ``policy`` to ``path`` (a new or empty directory) for images with
+    ``channels`` channels (1 or 3); returns the path."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}.")
+    if not all(
+        isinstance(op, str) for op in ([policy.ops] if isinstance(policy.ops, str) else policy.ops)
+    ):
+        raise ValueError("Only policies whose ops are given by name can be exported.")
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        raise FileExistsError(f"{path} exists and is not empty; export into a new directory.")
+    module = _ExportedPolicy(policy, channels)
+    tf.saved_model.save(
+        module,
+        str(path),
+        signatures={"augment": module.augment, "distributions": module.distributions},
+    )
+    config = {k: v for k, v in policy.get_config().items() if k in _CONFIG_KEYS}
+    summary = {
+        "format_version": FORMAT_VERSION,
+        "channels": channels,
+        "config": config,
+        "policy": policy.policy_string(),
+        **policy.summary(),
+    }
+    (path / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    return path
+
+
+_CONFIG_KEYS = ("ops", "num_levels", "max_ops", "learn_ops", "ensemble", "name")
+
+
+def load_policy(path: str | Path, seed: int | None = None) -> AugmentationPolicy:
+    """A frozen :class:`AugmentationPolicy` with the learned distributions of ``path``.
+
+    Use it in ``tf.data``: ``ds.map(lambda x, y: (policy.transform(x, policy.sample(n)), y))``
+    or ``policy.augment(x, seed)``. Its ``update`` raises: it does not learn.
+
+    Raises:
+        FileNotFoundError: no export at ``path``.
+        ValueError: the export is corrupt or from an incompatible version.
+    """
+    path = Path(path)
+    summary_file = path / SUMMARY_FILE
+    if not summary_file.is_file() or not (path / "saved_model.pb").is_file():
+        raise FileNotFoundError(
+            f"No exported policy at {path}: expected {SUMMARY_FILE} and saved_model.pb "
+            "(written by AugmentationPolicy.export)."
+        )
+    try:
+        summary = json.loads(summary_file.read_text())
+        version, config = summary["format_version"], summary["config"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"Corrupt policy export at {path}: {SUMMARY_FILE} is unreadable ({err})."
+        ) from err
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"The policy at {path} has format version {version}; this gar_tf reads "
+            f"version {FORMAT_VERSION}. Re-export it with a matching gar_tf."
+        )
+    try:
+        exported = tf.saved_model.load(str(path))
+        logits = [exported.count_logits, exported.op_logits, exported.level_logits]
+    except Exception as err:  # a damaged SavedModel raises many TF error types
+        raise ValueError(
+            f"Corrupt policy export at {path}: cannot load the SavedModel ({err})."
+        ) from err
+    policy = _FrozenAugmentationPolicy(**config, seed=seed)
+    for variable, value in zip(
+        (policy.count_logits, policy.op_logits, policy.level_logits), logits
+    ):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise ValueError(
+                f"Corrupt policy export at {path}: {variable.name} has shape "
+                f"{tuple(value.shape)}, the config implies {tuple(variable.shape)}."
+            )
+        variable.assign(value.numpy())
+    return policy
+
+
+class _FrozenAugmentationPolicy(AugmentationPolicy):
+    """An :class:`AugmentationPolicy` loaded from an export: it samples, never learns."""
+
+    def update(self, rewards, actions) -> None:
+        raise RuntimeError(
+            f"Policy {self.name!r} was loaded with gar_tf.load_policy and is frozen; "
+            "create a new AugmentationPolicy to learn."
+        )

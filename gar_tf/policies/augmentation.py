@@ -1,0 +1,227 @@
+"""AugmentationPolicy: learned per-example augmentation trained by GAR (GAR_SPEC §2, §3).
+
+Per example: a count ``n ~ p(n)`` of op slots (1..max_ops), an op per slot
+``o_s ~ p(o)`` (learned, unlike the reference, GAR_SPEC §7.10) and a level per slot
+``l_s ~ p(l | o_s)``; slots past ``n`` are Identity. An ensemble of ``E`` such
+samplers acts on E contiguous slices of the batch, each standardising its own
+rewards (GAR_SPEC §2). Keep probabilities of the reference are not modelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gar_tf import augment
+from gar_tf.policies.base import Policy
+
+
+def member_of(batch_size, members: int) -> tf.Tensor:
+    """Ensemble member of each example: E contiguous slices of the batch."""
+    return tf.range(batch_size) * members // batch_size
+
+
+def sample_actions(count_logits, op_logits, level_logits, batch_size, seed) -> tf.Tensor:
+    """Stateless draw of int32 actions ``[B, 1 + 2K]``: ``(n - 1, ops[K], levels[K])``."""
+    members, k = count_logits.shape[0], count_logits.shape[1]
+    member = member_of(batch_size, members)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+    count = tf.random.stateless_categorical(
+        tf.gather(count_logits, member), 1, seeds[0], dtype=tf.int32
+    )
+    ops = tf.random.stateless_categorical(tf.gather(op_logits, member), k, seeds[1], dtype=tf.int32)
+    level_logits = tf.gather_nd(level_logits, tf.stack([tf.tile(member[:, None], [1, k]), ops], -1))
+    levels = tf.random.stateless_categorical(
+        tf.reshape(level_logits, [-1, level_logits.shape[-1]]), 1, seeds[2], dtype=tf.int32
+    )
+    return tf.concat([count, ops, tf.reshape(levels, [-1, k])], axis=1)
+
+
+def active_ops(actions: tf.Tensor, max_ops: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(active [B, K] bool, ops with inactive slots set to Identity (0), levels)``."""
+    count, ops, levels = actions[:, 0], actions[:, 1 : 1 + max_ops], actions[:, 1 + max_ops :]
+    active = tf.range(max_ops)[None] <= count[:, None]
+    return active, tf.where(active, ops, 0), levels
+
+
+def augment_with(
+    images, count_logits, op_logits, level_logits, seed, space, num_levels
+) -> tf.Tensor:
+    """Samples actions from the logits with ``seed`` and applies them (all stateless)."""
+    batch = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+    actions = sample_actions(count_logits, op_logits, level_logits, batch, seeds[0])
+    _, ops, levels = active_ops(actions, count_logits.shape[1])
+    return augment.apply_ops(images, ops, levels, space, num_levels, seed=seeds[1])
+
+
+class AugmentationPolicy(Policy):
+    """Learned distributions over how many ops, which ops and which levels, per image.
+
+    ``log pi(a) = log p(n) + sum_{s < n} [log p(o_s) + log p(l_s | o_s)]``; the
+    REINFORCE step is :meth:`Policy.update` with one standardisation group per
+    ensemble member. Train with a clean comparison gradient
+    (``GARModel(clean_comparison="alternate")``: see docs/augmentation.md).
+
+    Args:
+        ops: a named space (``"wide"``: 19 ops, ``"standard"``: 14) or a list of op
+            names (``gar_tf.augment.register_op`` adds ops); Identity must be first.
+        num_levels: strength levels per op (31: levels 0..30).
+        max_ops: the most op slots per image; ``n`` is drawn from 1..max_ops.
+        learn_ops: learn which op (True) or keep op choice uniform (the reference).
+        ensemble: E independent samplers over E contiguous slices of the batch.
+        seed: seed of the op draws in training.
+        policy_optimizer, clip_value, entropy: see :class:`Policy` (default Adam 0.01).
+    """
+
+    def __init__(
+        self,
+        ops: str | Sequence[str] = "wide",
+        num_levels: int = 31,
+        max_ops: int = 4,
+        learn_ops: bool = True,
+        ensemble: int = 1,
+        seed: int | None = None,
+        policy_optimizer: keras.optimizers.Optimizer | None = None,
+        clip_value: float = 5.0,
+        entropy: float = 0.0,
+        name: str = "augmentation_policy",
+        **kwargs,
+    ) -> None:
+        space = augment.get_space(ops) if isinstance(ops, str) else augment.build_space(ops)
+        if space.names[0] != "Identity":
+            raise ValueError(f"The first op must be Identity (empty slots), got {space.names}.")
+        if num_levels < 1 or max_ops < 1 or ensemble < 1:
+            raise ValueError(
+                "num_levels, max_ops and ensemble must be >= 1, got "
+                f"{num_levels}, {max_ops}, {ensemble}."
+            )
+        super().__init__(
+            policy_optimizer=policy_optimizer,
+            clip_value=clip_value,
+            groups=ensemble,
+            entropy_weight=entropy,
+            name=name,
+            **kwargs,
+        )
+        self.ops = ops if isinstance(ops, str) else list(ops)
+        self.space = space
+        self.num_levels = int(num_levels)
+        self.max_ops = int(max_ops)
+        self.learn_ops = bool(learn_ops)
+        self.ensemble = int(ensemble)
+        self.seed = seed
+        n = len(space.ops)
+        self.count_logits = self.add_policy_weight("count_logits", (ensemble, max_ops))
+        if learn_ops:
+            self.op_logits = self.add_policy_weight("op_logits", (ensemble, n))
+        else:
+            self.op_logits = self.add_weight(
+                name="op_logits", shape=(ensemble, n), initializer="zeros", trainable=False
+            )
+        self.level_logits = self.add_policy_weight("level_logits", (ensemble, n, num_levels))
+        self._seeds = keras.random.SeedGenerator(seed)
+        self.build_optimizer()
+
+    def _logits(self):
+        return self.count_logits.value, self.op_logits.value, self.level_logits.value
+
+    def _check_batch(self, batch_size) -> None:
+        if isinstance(batch_size, int) and batch_size % self.ensemble:
+            raise ValueError(
+                f"The batch of {batch_size} examples does not split into {self.ensemble} "
+                "ensemble slices; use a batch size divisible by the ensemble size."
+            )
+
+    def sample(self, batch_size, seed=None) -> tf.Tensor:
+        """Actions ``[B, 1 + 2 max_ops]`` (``n - 1``, ops, levels); stateless given ``seed``."""
+        self._check_batch(batch_size)
+        seed = self._seeds.next() if seed is None else seed
+        return sample_actions(*self._logits(), batch_size, seed)
+
+    def log_prob(self, actions: tf.Tensor) -> tf.Tensor:
+        actions = tf.cast(actions, tf.int32)
+        member = member_of(tf.shape(actions)[0], self.ensemble)
+        active, ops, levels = active_ops(actions, self.max_ops)
+        count_lp = tf.nn.log_softmax(tf.gather(self.count_logits.value, member))
+        op_lp = tf.nn.log_softmax(tf.gather(self.op_logits.value, member))
+        level_lp = tf.nn.log_softmax(tf.gather(self.level_logits.value, member))
+        slot_lp = tf.gather(op_lp, ops, batch_dims=1) + tf.gather_nd(
+            level_lp, tf.stack([ops, levels], -1), batch_dims=1
+        )
+        count = tf.gather(count_lp, actions[:, 0], batch_dims=1)
+        return count + tf.reduce_sum(tf.where(active, slot_lp, 0.0), axis=1)
+
+    def entropy(self) -> tf.Tensor:
+        """Mean over members of ``H(n) + H(o) + mean_o H(l | o)``."""
+
+        def h(logits):
+            return -tf.reduce_sum(tf.nn.softmax(logits) * tf.nn.log_softmax(logits), -1)
+
+        count, op, level = self._logits()
+        return tf.reduce_mean(h(count) + h(op) + tf.reduce_mean(h(level), -1))
+
+    def transform(self, x, actions: tf.Tensor):
+        """Applies each example's ops at their levels (the ± signs from the seed stream)."""
+        _, ops, levels = active_ops(tf.cast(actions, tf.int32), self.max_ops)
+        return augment.apply_ops(
+            x, ops, levels, self.space, self.num_levels, seed=self._seeds.next()
+        )
+
+    def augment(self, images, seed) -> tf.Tensor:
+        """Samples and applies actions for ``images`` from ``seed`` (int ``[2]``): the
+        function the exported SavedModel serves, same output for the same seed."""
+        return augment_with(images, *self._logits(), seed, self.space, self.num_levels)
+
+    def distributions(self) -> dict[str, np.ndarray]:
+        """Mean over members of ``p(n)`` [K], ``p(o)`` [N] and ``p(l | o)`` [N, L]."""
+        count, op, level = (tf.nn.softmax(t).numpy().mean(0) for t in self._logits())
+        return {"count": count, "ops": op, "levels": level}
+
+    def summary(self) -> dict:
+        """JSON-ready description: per-op probability and mean level, ops per image."""
+        d = self.distributions()
+        levels = np.arange(self.num_levels)
+        return {
+            "ops_per_image": {str(i + 1): float(p) for i, p in enumerate(d["count"])},
+            "ops": {
+                name: {
+                    "probability": float(d["ops"][i]),
+                    "mean_level": float(d["levels"][i] @ levels),
+                    "level_distribution": [round(float(p), 6) for p in d["levels"][i]],
+                }
+                for i, name in enumerate(self.space.names)
+            },
+        }
+
+    def policy_string(self) -> str:
+        """One line: ops per image, then ops by probability with their mean level."""
+        s = self.summary()
+        count = " ".join(f"{n}:{p:.2f}" for n, p in s["ops_per_image"].items())
+        ranked = sorted(s["ops"].items(), key=lambda kv: -kv[1]["probability"])
+        ops = ", ".join(f"{n} {v['probability']:.3f}@{v['mean_level']:.1f}" for n, v in ranked)
+        return f"n[{count}] | {ops}"
+
+    def export(self, path: str | Path, channels: int = 3) -> Path:
+        """Writes a SavedModel plain TensorFlow can call on uint8 images with
+        ``channels`` channels, plus ``policy.json`` (see :func:`gar_tf.export_policy`)."""
+        from gar_tf.export import export_policy
+
+        return export_policy(self, path, channels)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "ops": self.ops,
+            "num_levels": self.num_levels,
+            "max_ops": self.max_ops,
+            "learn_ops": self.learn_ops,
+            "ensemble": self.ensemble,
+            "seed": self.seed,
+            "clip_value": self.clip_value,
+            "entropy": self.entropy_weight,
+        }

@@ -1,0 +1,187 @@
+"""AugmentationPolicy: its log-probabilities, sampling, ensemble, learning, export and logging."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gar_tf
+
+OPS = ["Identity", "Invert", "FlipUD", "Rotate"]
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _policy(**kwargs):
+    options = dict(ops=OPS, num_levels=5, max_ops=2, seed=0)
+    options.update(kwargs)
+    policy = gar_tf.AugmentationPolicy(**options)
+    rng = np.random.default_rng(0)
+    for w in (policy.count_logits, policy.op_logits, policy.level_logits):
+        w.assign(rng.normal(size=w.shape).astype(np.float32))
+    return policy
+
+
+def test_log_prob_matches_a_hand_computation():
+    policy = _policy()
+    count = _softmax(policy.count_logits.numpy()[0])
+    op = _softmax(policy.op_logits.numpy()[0])
+    level = _softmax(policy.level_logits.numpy()[0])
+    # (n - 1, op_0, op_1, level_0, level_1): n = 1 ignores the second slot; n = 2 uses both.
+    actions = tf.constant([[0, 3, 1, 4, 2], [1, 3, 1, 4, 2]])
+    expected = [
+        np.log(count[0]) + np.log(op[3] * level[3, 4]),
+        np.log(count[1]) + np.log(op[3] * level[3, 4]) + np.log(op[1] * level[1, 2]),
+    ]
+    np.testing.assert_allclose(policy.log_prob(actions).numpy(), expected, rtol=1e-5)
+
+
+def test_sampling_follows_the_distributions_and_is_stateless():
+    policy = _policy()
+    seed = tf.constant([5, 6], tf.int64)
+    a = policy.sample(4000, seed=seed).numpy()
+    np.testing.assert_array_equal(a, policy.sample(4000, seed=seed).numpy())
+    op = _softmax(policy.op_logits.numpy()[0])
+    counts = np.bincount(a[:, 1], minlength=len(OPS))
+    chi2 = ((counts - 4000 * op) ** 2 / (4000 * op)).sum()
+    assert chi2 < 16.27  # 3 degrees of freedom, p = 0.001
+    assert set(np.unique(a[:, 0])) == {0, 1} and a[:, 3:].max() < 5
+
+
+def test_inactive_slots_are_identity():
+    policy = _policy()
+    images = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 1)).astype(np.uint8)
+    actions = tf.constant([[0, 1, 2, 0, 0], [0, 2, 1, 0, 0], [1, 1, 2, 0, 0]])
+    out = policy.transform(tf.constant(images), actions).numpy()
+    np.testing.assert_array_equal(out[0], 255 - images[0])  # Invert only
+    np.testing.assert_array_equal(out[1], images[1, ::-1])  # FlipUD only
+    np.testing.assert_array_equal(out[2], (255 - images[2])[::-1])  # both
+
+
+def test_ensemble_members_sample_from_their_own_logits():
+    policy = gar_tf.AugmentationPolicy(ops=OPS, num_levels=3, max_ops=1, ensemble=2)
+    policy.op_logits.assign([[0.0, 9.0, 0.0, 0.0], [0.0, 0.0, 0.0, 9.0]])
+    a = policy.sample(200, seed=tf.constant([1, 2], tf.int64)).numpy()
+    assert (a[:100, 1] == 1).mean() > 0.95 and (a[100:, 1] == 3).mean() > 0.95
+    with pytest.raises(ValueError, match="divisible by the ensemble size"):
+        policy.sample(7)
+
+
+def test_update_raises_the_probability_of_rewarded_ops():
+    policy = gar_tf.AugmentationPolicy(
+        ops=OPS, num_levels=3, max_ops=1, policy_optimizer=keras.optimizers.SGD(1.0)
+    )
+    actions = tf.constant([[0, op, 1, 0][:3] for op in (0, 1, 2, 3)] * 2)
+    rewards = tf.constant([1.0, -1.0, -1.0, 0.0] * 2)
+    policy.update(rewards, actions)
+    op = _softmax(policy.op_logits.numpy()[0])
+    assert op[0] > op[3] > op[1] and op[1] == pytest.approx(op[2])
+    assert _softmax(policy.level_logits.numpy()[0, 0])[1] > 1 / 3
+
+
+def test_bad_configuration():
+    with pytest.raises(ValueError, match="first op must be Identity"):
+        gar_tf.AugmentationPolicy(ops=["Invert", "Identity"])
+    with pytest.raises(ValueError, match="unknown augmentation op"):
+        gar_tf.AugmentationPolicy(ops=["Identity", "Teleport"])
+    with pytest.raises(ValueError, match=">= 1"):
+        gar_tf.AugmentationPolicy(max_ops=0)
+
+
+def test_export_round_trip_without_gar_tf(tmp_path):
+    policy = _policy(ops="wide", num_levels=31)
+    path = policy.export(tmp_path / "policy", channels=3)
+    images = np.random.default_rng(2).integers(0, 256, (5, 32, 32, 3)).astype(np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    live = policy.augment(images, tf.constant([7, 8], tf.int64)).numpy()
+    np.save(tmp_path / "live.npy", live)
+    code = f"""
+import sys, numpy as np, tensorflow as tf
+m = tf.saved_model.load({str(path)!r})
+out = m.augment(np.load({str(tmp_path / "images.npy")!r}), tf.constant([7, 8], tf.int64))
+d = m.distributions()
+assert "gar_tf" not in sys.modules
+assert np.array_equal(out.numpy(), np.load({str(tmp_path / "live.npy")!r}))
+np.save({str(tmp_path / "ops.npy")!r}, d["ops"].numpy())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_allclose(
+        np.load(tmp_path / "ops.npy"), policy.distributions()["ops"], rtol=1e-6
+    )
+    summary = json.loads((path / "policy.json").read_text())
+    assert summary["policy"] == policy.policy_string() and len(summary["ops"]) == 19
+
+    loaded = gar_tf.load_policy(path)
+    np.testing.assert_array_equal(loaded.op_logits.numpy(), policy.op_logits.numpy())
+    np.testing.assert_array_equal(
+        loaded.augment(images, tf.constant([7, 8], tf.int64)).numpy(), live
+    )
+    mapped = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .batch(5)
+        .map(lambda x: loaded.transform(x, loaded.sample(5)))
+    )
+    assert next(iter(mapped)).shape == images.shape
+    with pytest.raises(RuntimeError, match="frozen"):
+        loaded.update(tf.ones(4), loaded.sample(4))
+    with pytest.raises(FileExistsError, match="not empty"):
+        policy.export(path)
+
+
+def test_corrupt_or_missing_exports_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No exported policy"):
+        gar_tf.load_policy(tmp_path / "nowhere")
+    path = _policy().export(tmp_path / "p", channels=1)
+    summary = json.loads((path / "policy.json").read_text())
+    (path / "policy.json").write_text("{not json")
+    with pytest.raises(ValueError, match="Corrupt policy export"):
+        gar_tf.load_policy(path)
+    (path / "policy.json").write_text(json.dumps({**summary, "format_version": 99}))
+    with pytest.raises(ValueError, match="format version 99"):
+        gar_tf.load_policy(path)
+    (path / "policy.json").write_text(json.dumps(summary))
+    for f in (path / "variables").iterdir():
+        f.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="Corrupt policy export"):
+        gar_tf.load_policy(path)
+
+
+def test_short_gar_run_moves_the_distributions_and_logs(tmp_path):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (256, 12, 12, 1)).astype(np.float32)
+    y = (x[:, :6].mean((1, 2, 3)) > x[:, 6:].mean((1, 2, 3))).astype(np.int32)
+    policy = gar_tf.AugmentationPolicy(ops=OPS, num_levels=5, max_ops=1, seed=0)
+    backbone = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    model = gar_tf.GARModel(backbone, [policy], clean_comparison="alternate")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    logger = gar_tf.callbacks.AugmentationPolicyLogger(
+        policy, every=4, log_dir=str(tmp_path), images=x[:8].astype(np.uint8)
+    )
+    model.fit(x, y, batch_size=32, epochs=2, callbacks=[logger], verbose=0)
+    assert not np.allclose(policy.op_logits.numpy(), 0.0)
+    assert [h["step"] for h in logger.history] == [0, 4, 8, 12, 16]
+    assert logger.history[0]["ops"]["Invert"]["probability"] == pytest.approx(0.25)
+    events = list((tmp_path / "augmentation_policy").glob("*.tfevents.*"))
+    tags = {
+        v.tag for e in tf.compat.v1.train.summary_iterator(str(events[0])) for v in e.summary.value
+    }
+    assert {"op_probability/Invert", "mean_level/Rotate", "augmented"} <= tags
+    png = gar_tf.plots.plot_augmentation_heatmap(policy.summary(), tmp_path / "h.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
