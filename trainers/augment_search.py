@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="where to export the learned policy (default: saved_policies/<dataset>_seed<seed>; "
         "'none' to skip)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing policy export at --export-dir",
     )
     return p.parse_args(argv)
 
@@ -162,8 +168,12 @@ def main(argv: list[str] | None = None) -> dict:
     export_dir = args.export_dir or f"saved_policies/{args.dataset}_seed{args.seed}"
     if export_dir != "none":
         path = Path(export_dir)
-        if path.exists():
-            raise FileExistsError(f"{path} exists; pass another --export-dir or remove it.")
+        if path.exists() and args.overwrite and (path / "policy.json").exists():
+            shutil.rmtree(path)
+        elif path.exists():
+            raise FileExistsError(
+                f"{path} exists; pass another --export-dir, or --overwrite to replace a policy."
+            )
         policy.export(path, channels=x.shape[-1])
         (path / "command.txt").write_text(result["command"] + "\n")
         result["exported_to"] = str(path)
