@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 import keras
@@ -10,25 +11,18 @@ import tensorflow as tf
 from gar_tf.policies import AugmentationPolicy, SplitSampler
 
 
-class SplitSamplerLogger(keras.callbacks.Callback):
-    """Every ``every`` steps, records the sampler's split probabilities and the mean
-    GAR reward per split since the last record.
+class _PeriodicLogger(keras.callbacks.Callback, abc.ABC):
+    """Records at the start of training and every ``every`` steps into :attr:`history`
+    and, with ``log_dir``, into TensorBoard under ``log_dir/<subdir>``."""
 
-    The records are kept in :attr:`history` (``{"step", "probabilities",
-    "mean_rewards"}`` dicts, for :func:`gar_tf.plots.plot_split_probabilities`)
-    and, with ``log_dir``, written to TensorBoard as ``split_probability/<name>``
-    and ``split_reward/<name>``.
-    """
-
-    def __init__(self, sampler: SplitSampler, every: int = 10, log_dir: str | None = None):
+    def __init__(self, every: int, log_dir: str | None, subdir: str) -> None:
         super().__init__()
         if every <= 0:
             raise ValueError(f"every must be a positive number of steps, got {every}.")
-        self.sampler = sampler
         self.every = int(every)
         self.history: list[dict] = []
         self._writer = (
-            tf.summary.create_file_writer(str(Path(log_dir) / "split_sampler")) if log_dir else None
+            tf.summary.create_file_writer(str(Path(log_dir) / subdir)) if log_dir else None
         )
         self._step = 0
 
@@ -42,24 +36,52 @@ class SplitSamplerLogger(keras.callbacks.Callback):
             self.record()
 
     def record(self) -> None:
-        """Records now (also called every ``every`` steps and at the start of training)."""
-        entry = {
-            "step": self._step,
-            "probabilities": self.sampler.probabilities(),
-            "mean_rewards": self.sampler.take_mean_rewards(),
-        }
+        """Records now (also every ``every`` steps and at the start of training)."""
+        entry = {"step": self._step, **self._entry()}
         self.history.append(entry)
         if self._writer is not None:
             with self._writer.as_default(step=self._step):
-                for name, p in entry["probabilities"].items():
-                    tf.summary.scalar(f"split_probability/{name}", p)
-                for name, r in entry["mean_rewards"].items():
-                    if r == r:  # not NaN: the split was drawn in this window
-                        tf.summary.scalar(f"split_reward/{name}", r)
+                self._write(entry)
             self._writer.flush()
 
+    @abc.abstractmethod
+    def _entry(self) -> dict:
+        """What to record now."""
 
-class AugmentationPolicyLogger(keras.callbacks.Callback):
+    @abc.abstractmethod
+    def _write(self, entry: dict) -> None:
+        """Writes ``entry`` as TensorBoard summaries (the default writer is set)."""
+
+
+class SplitSamplerLogger(_PeriodicLogger):
+    """Every ``every`` steps, records the sampler's split probabilities and the mean
+    GAR reward per split since the last record.
+
+    The records are kept in :attr:`history` (``{"step", "probabilities",
+    "mean_rewards"}`` dicts, for :func:`gar_tf.plots.plot_split_probabilities`)
+    and, with ``log_dir``, written to TensorBoard as ``split_probability/<name>``
+    and ``split_reward/<name>``.
+    """
+
+    def __init__(self, sampler: SplitSampler, every: int = 10, log_dir: str | None = None):
+        self.sampler = sampler
+        super().__init__(every, log_dir, "split_sampler")
+
+    def _entry(self) -> dict:
+        return {
+            "probabilities": self.sampler.probabilities(),
+            "mean_rewards": self.sampler.take_mean_rewards(),
+        }
+
+    def _write(self, entry: dict) -> None:
+        for name, p in entry["probabilities"].items():
+            tf.summary.scalar(f"split_probability/{name}", p)
+        for name, r in entry["mean_rewards"].items():
+            if r == r:  # not NaN: the split was drawn in this window
+                tf.summary.scalar(f"split_reward/{name}", r)
+
+
+class AugmentationPolicyLogger(_PeriodicLogger):
     """Every ``every`` steps, logs what an :class:`AugmentationPolicy` has learned.
 
     TensorBoard (``log_dir/augmentation_policy``): ``op_probability/<op>``,
@@ -76,49 +98,25 @@ class AugmentationPolicyLogger(keras.callbacks.Callback):
         log_dir: str | None = None,
         images=None,
     ):
-        super().__init__()
-        if every <= 0:
-            raise ValueError(f"every must be a positive number of steps, got {every}.")
         self.policy = policy
-        self.every = int(every)
         self.images = None if images is None else tf.convert_to_tensor(images)
-        self.history: list[dict] = []
-        self._writer = (
-            tf.summary.create_file_writer(str(Path(log_dir) / "augmentation_policy"))
-            if log_dir
-            else None
+        super().__init__(every, log_dir, "augmentation_policy")
+
+    def _entry(self) -> dict:
+        return self.policy.summary()
+
+    def _write(self, entry: dict) -> None:
+        for name, op in entry["ops"].items():
+            tf.summary.scalar(f"op_probability/{name}", op["probability"])
+            tf.summary.scalar(f"mean_level/{name}", op["mean_level"])
+        for n, p in entry["ops_per_image"].items():
+            tf.summary.scalar(f"ops_per_image/{n}", p)
+        tf.summary.histogram(
+            "op_probabilities", [op["probability"] for op in entry["ops"].values()]
         )
-        self._step = 0
-
-    def on_train_begin(self, logs=None) -> None:
-        if not self.history:
-            self.record()
-
-    def on_train_batch_end(self, batch, logs=None) -> None:
-        self._step += 1
-        if self._step % self.every == 0:
-            self.record()
-
-    def record(self) -> None:
-        """Records now (also every ``every`` steps and at the start of training)."""
-        summary = self.policy.summary()
-        self.history.append({"step": self._step, **summary})
-        if self._writer is None:
-            return
-        with self._writer.as_default(step=self._step):
-            for name, op in summary["ops"].items():
-                tf.summary.scalar(f"op_probability/{name}", op["probability"])
-                tf.summary.scalar(f"mean_level/{name}", op["mean_level"])
-            for n, p in summary["ops_per_image"].items():
-                tf.summary.scalar(f"ops_per_image/{n}", p)
-            tf.summary.histogram(
-                "op_probabilities", [op["probability"] for op in summary["ops"].values()]
-            )
-            if self.images is not None:
-                seed = tf.constant([self._step, 0], tf.int64)
-                augmented = self.policy.augment(self.images, seed)
-                tf.summary.image("augmented", _grid(augmented), max_outputs=1)
-        self._writer.flush()
+        if self.images is not None:
+            augmented = self.policy.augment(self.images, tf.constant([self._step, 0], tf.int64))
+            tf.summary.image("augmented", _grid(augmented), max_outputs=1)
 
 
 def _grid(images: tf.Tensor, columns: int = 8) -> tf.Tensor:

@@ -5,16 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_split_probabilities(history: list[dict], path: str | Path, title: str = "") -> Path:
-    """Writes a PNG of each split's probability over training steps.
-
-    ``history`` is :attr:`gar_tf.callbacks.SplitSamplerLogger.history`.
-    """
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    fig.clf()
+    _pyplot().close(fig)
+    return path
+
+
+def plot_split_probabilities(history: list[dict], path: str | Path, title: str = "") -> Path:
+    """Writes a PNG of each split's probability over training steps.
+
+    ``history`` is :attr:`gar_tf.callbacks.SplitSamplerLogger.history`.
+    """
+    plt = _pyplot()
     if not history:
         raise ValueError("history is empty: nothing to plot (was the logger used in fit?).")
     steps = [h["step"] for h in history]
@@ -27,23 +43,15 @@ def plot_split_probabilities(history: list[dict], path: str | Path, title: str =
     ax.set_title(title or "split probabilities")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_augmentation_heatmap(summary: dict, path: str | Path, title: str = "") -> Path:
     """Writes a PNG heat map of ``p(op) p(level | op)`` from
     :meth:`gar_tf.AugmentationPolicy.summary` (rows: ops, columns: levels)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = _pyplot()
     names = list(summary["ops"])
     joint = np.array(
         [np.array(op["level_distribution"]) * op["probability"] for op in summary["ops"].values()]
@@ -56,9 +64,4 @@ def plot_augmentation_heatmap(summary: dict, path: str | Path, title: str = "") 
     ax.set_xlabel("level")
     ax.set_title(title or "learned p(op) p(level | op)")
     fig.colorbar(image, ax=ax, fraction=0.03)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -163,7 +163,7 @@ def test_fit_moves_probability_away_from_label_noise_and_logs(tmp_path):
     backbone = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(2)]
     )
-    model = gar_tf.GARModel(backbone, policies=[sampler])
+    model = gar_tf.GARModel(backbone, policies=[sampler], reward="next-minus-current")
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -62,24 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_backbone() -> keras.Model:
-    """A small CNN for 28x28x1 images (two conv layers, two dense layers)."""
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            layers.Conv2D(16, 3, activation="relu", padding="same"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(32, 3, activation="relu", padding="same"),
-            layers.MaxPooling2D(),
-            layers.Flatten(),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ],
-        name="small_cnn",
-    )
-
-
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Probability that a random positive scores above a random negative (ties: 1/2)."""
     ranks = np.empty(len(scores))
@@ -124,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     y_noisy[noisy] = (y[noisy] + rng.integers(1, 10, noisy.sum())) % 10
     reference = (images[ref_idx].astype(np.float32) / 255.0, labels[ref_idx].astype(np.int32))
 
-    model = gar_tf.GARModel(build_backbone())
+    model = gar_tf.GARModel(gar_tf.models.small_cnn())
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate),
         loss="sparse_categorical_crossentropy",

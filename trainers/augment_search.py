@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import _cli
 import keras
 import numpy as np
 import tensorflow as tf
@@ -29,16 +30,7 @@ import gar_tf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument(
-        "--dataset",
-        choices=["fashion_mnist", "mnist"],
-        default="fashion_mnist",
-        help="real offline dataset (see gar_tf.datasets for where it is read from)",
-    )
-    p.add_argument("--data-dir", default=None, help="directory holding the dataset's IDX files")
+    p = _cli.parser(__doc__)
     p.add_argument(
         "--per-class", type=int, default=1000, help="training images per class (stratified)"
     )
@@ -105,11 +97,8 @@ def build_model(name: str, input_shape, num_classes: int) -> keras.Model:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
-    load = getattr(gar_tf.datasets, f"load_{args.dataset}")
-    x, y = load(
-        args.data_dir, "train", as_numpy=True, subset_per_class=args.per_class, seed=args.seed
-    )
-    x_test, y_test = load(args.data_dir, "test", as_numpy=True)
+    x, y = _cli.load(args, "train", subset_per_class=args.per_class, seed=args.seed)
+    x_test, y_test = _cli.load(args, "test")
     ops = args.ops if args.ops in ("wide", "standard") else args.ops.split(",")
     policy = gar_tf.AugmentationPolicy(
         ops=ops,

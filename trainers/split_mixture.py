@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import _cli
 import keras
 import numpy as np
 import tensorflow as tf
@@ -34,16 +35,7 @@ import gar_tf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument(
-        "--dataset",
-        choices=["fashion_mnist", "mnist"],
-        default="fashion_mnist",
-        help="real offline dataset (see gar_tf.datasets for where it is read from)",
-    )
-    p.add_argument("--data-dir", default=None, help="directory holding the dataset's IDX files")
+    p = _cli.parser(__doc__)
     p.add_argument("--splits", type=int, default=4, help="number of equal random splits K")
     p.add_argument(
         "--corruption",
@@ -195,9 +187,8 @@ def train(run, splits, args, seed, steps, test, logdir):
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    load = getattr(gar_tf.datasets, f"load_{args.dataset}")
-    images, labels = load(args.data_dir, "train", as_numpy=True)
-    test_images, test_labels = load(args.data_dir, "test", as_numpy=True)
+    images, labels = _cli.load(args, "train")
+    test_images, test_labels = _cli.load(args, "test")
     test = (test_images.astype(np.float32) / 255.0, test_labels.astype(np.int32))
     steps = int(args.passes * len(labels) // args.batch_size)
     root = Path(args.logdir)

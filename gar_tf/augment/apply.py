@@ -35,10 +35,13 @@ def _as_slots(values: tf.Tensor, name: str) -> tf.Tensor:
     return values[:, None] if values.shape.rank == 1 else values
 
 
-def _in_range(values: tf.Tensor, size: int, name: str) -> tf.Tensor:
-    """``values`` once checked to lie in [0, size) (InvalidArgumentError otherwise)."""
+def _checked(values: tf.Tensor, size: int, batch: tf.Tensor, name: str) -> tf.Tensor:
+    """``values``, checked to have ``batch`` rows in [0, size) (InvalidArgumentError if not)."""
     message = f"{name} must lie in [0, {size - 1}]"
     checks = [
+        tf.debugging.assert_equal(
+            tf.shape(values)[0], batch, message=f"{name} needs one row per image"
+        ),
         tf.debugging.assert_non_negative(values, message=message),
         tf.debugging.assert_less(values, size, message=message),
     ]
@@ -46,7 +49,7 @@ def _in_range(values: tf.Tensor, size: int, name: str) -> tf.Tensor:
         return tf.identity(values)
 
 
-def _uniform(shape: list, seed: Seed) -> tf.Tensor:
+def _uniform(shape: list[int | tf.Tensor], seed: Seed) -> tf.Tensor:
     """U[0, 1) draws: stateless from ``seed`` (int or int ``[2]``), else from the global RNG."""
     if seed is None:
         return tf.random.uniform(shape)
@@ -104,15 +107,16 @@ def apply_ops(
     space = get_space(space)
     images = tf.convert_to_tensor(images)
     _check_images(images)
-    op_ids = _in_range(_as_slots(op_ids, "op_ids"), len(space.ops), "op_ids")
-    levels = _in_range(_as_slots(levels, "levels"), num_levels, "levels")
+    batch = tf.shape(images)[0]
+    op_ids = _checked(_as_slots(op_ids, "op_ids"), len(space.ops), batch, "op_ids")
+    levels = _checked(_as_slots(levels, "levels"), num_levels, batch, "levels")
     if op_ids.shape[1] != levels.shape[1]:
         raise ValueError(f"op_ids {op_ids.shape} and levels {levels.shape} differ in slots")
     table = np.stack([op.magnitude.values(num_levels) for op in space.ops])
     signed = tf.constant([op.magnitude.signed for op in space.ops])
     magnitudes = tf.gather_nd(tf.constant(table), tf.stack([op_ids, levels], axis=-1))
     slots = op_ids.shape[1]
-    noise = _uniform([slots, tf.shape(images)[0], 3], seed)
+    noise = _uniform([slots, batch, 3], seed)
     flip = tf.gather(signed, op_ids) & (tf.transpose(noise[:, :, 0]) < 0.5)
     magnitudes = tf.where(flip, -magnitudes, magnitudes)
     out = tf.cast(images, tf.float32)

@@ -1,4 +1,4 @@
-"""Ops, and adapting a Keras (or keras-cv) augmentation layer's per-example hook into an op.
+"""The op type, and turning a Keras or keras-cv layer's per-example hook into an op.
 
 Keras 3 image layers expose ``layer.transform_images(images, transformation,
 training=True)`` and keras-cv layers ``layer.augment_images(images,
@@ -43,13 +43,13 @@ def layer_op(layer: keras.layers.Layer, transformation: TransformationFn | None 
         layer = keras.layers.RandomColorDegeneration(0.5, value_range=(0, 255))
         fn = layer_op(layer, lambda m, images: {"factor": m[:, None, None, None]})
     """
-    hook = getattr(layer, "transform_images", None) or layer.augment_images
+    is_keras = hasattr(layer, "transform_images")
 
     def call_hook(images: tf.Tensor, magnitude: tf.Tensor) -> tf.Tensor:
         params = None if transformation is None else transformation(magnitude, images)
-        if hook.__name__ == "transform_images":
-            return tf.cast(hook(images, params, training=True), tf.float32)
-        return tf.cast(hook(images, params), tf.float32)
+        if is_keras:
+            return tf.cast(layer.transform_images(images, params, training=True), tf.float32)
+        return tf.cast(layer.augment_images(images, params), tf.float32)
 
     def op(images: tf.Tensor, magnitude: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
         # Some hooks reject empty batches (e.g. a min over no pixels): skip empty groups.
