@@ -23,7 +23,7 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6"],
+        "test": ["pytest>=8", "ruff>=0.6", "pillow>=10"],
         "keras-cv": ["keras-cv>=0.9"],
     },
 )
