@@ -182,7 +182,7 @@ class GARModel(keras.Model):
         policy_step = tf.logical_or(self.clean_comparison != "alternate", self._step % 2 == 0)
         self._step.assign_add(1)
         x, actions = self._policy_actions(x, given, batch, policy_step)
-        variables = self.trainable_variables
+        variables = self.backbone.trainable_variables
         with tf.GradientTape(persistent=self.clean_size > 0) as tape:
             if self.compute_rewards:
                 with self.engine.recording() as rec:
