@@ -185,3 +185,31 @@ def test_short_gar_run_moves_the_distributions_and_logs(tmp_path):
     assert {"op_probability/Invert", "mean_level/Rotate", "augmented"} <= tags
     png = gar_tf.plots.plot_augmentation_heatmap(policy.summary(), tmp_path / "h.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_composes_with_standard_augmentation_before_and_after():
+    """Before: a tf.data map; after: Keras preprocessing layers at the start of the backbone."""
+    keras.utils.set_random_seed(1)
+    x = np.random.default_rng(1).integers(0, 256, (64, 12, 12, 1)).astype(np.float32)
+    y = np.arange(64) % 2
+    data = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .batch(32)
+        .map(lambda a, b: (tf.image.flip_left_right(a), b))  # before the policy
+    )
+    backbone = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),  # after it
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    policy = gar_tf.AugmentationPolicy(ops=OPS, num_levels=5, max_ops=1, seed=0)
+    model = gar_tf.GARModel(backbone, [policy], clean_comparison="alternate")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(data, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert not np.allclose(policy.op_logits.numpy(), 0.0)
