@@ -36,7 +36,7 @@ class SplitSampler(Policy):
         seed: seed for shuffling and for the split draws.
         policy_optimizer: optimizer for the logits (default ``Adam(0.01)``).
         entropy: weight of the entropy bonus ``H(p)``; it pulls towards uniform and
-            keeps equally good splits balanced (0.2: see docs/split_mixture.md).
+            keeps equally good splits balanced (0.3: see docs/split_mixture.md).
         min_probability: the floor ``f``, in ``[0, 1/K)``.
         shuffle_buffer: shuffle buffer per finite split.
         name: the policy name, also the key of its actions in each batch.
@@ -49,7 +49,7 @@ class SplitSampler(Policy):
         names: Sequence[str] | None = None,
         seed: int | None = None,
         policy_optimizer: keras.optimizers.Optimizer | None = None,
-        entropy: float = 0.2,
+        entropy: float = 0.3,
         min_probability: float = 0.0,
         shuffle_buffer: int = 10_000,
         name: str = "split_sampler",
