@@ -85,9 +85,9 @@ class AugmentationPolicyLogger(_PeriodicLogger):
     """Every ``every`` steps, logs what an :class:`AugmentationPolicy` has learned.
 
     TensorBoard (``log_dir/augmentation_policy``): ``op_probability/<op>``,
-    ``mean_level/<op>``, ``ops_per_image/<n>`` scalars, a histogram of the op
-    probabilities and, given ``images`` (uint8 ``[n, H, W, C]``), a grid of them
-    augmented by the current policy. :attr:`history` keeps each record's
+    ``mean_level/<op>``, ``mean_magnitude/<op>``, ``ops_per_image/<n>`` scalars, a
+    histogram of the op probabilities and, given ``images`` (uint8 ``[n, H, W, C]``), a
+    grid of them augmented by the current policy. :attr:`history` keeps each record's
     :meth:`AugmentationPolicy.summary`.
     """
 
@@ -109,6 +109,7 @@ class AugmentationPolicyLogger(_PeriodicLogger):
         for name, op in entry["ops"].items():
             tf.summary.scalar(f"op_probability/{name}", op["probability"])
             tf.summary.scalar(f"mean_level/{name}", op["mean_level"])
+            tf.summary.scalar(f"mean_magnitude/{name}", op["mean_magnitude"])
         for n, p in entry["ops_per_image"].items():
             tf.summary.scalar(f"ops_per_image/{n}", p)
         tf.summary.histogram(

@@ -182,7 +182,14 @@ def test_short_gar_run_moves_the_distributions_and_logs(tmp_path):
     tags = {
         v.tag for e in tf.compat.v1.train.summary_iterator(str(events[0])) for v in e.summary.value
     }
-    assert {"op_probability/Invert", "mean_level/Rotate", "augmented"} <= tags
+    assert {
+        "op_probability/Invert",
+        "mean_level/Rotate",
+        "mean_magnitude/Rotate",
+        "augmented",
+    } <= tags
+    # Rotate: int(135 * l / 4) degrees for levels 0..4 = 0, 33, 67, 101, 135; uniform mean 67.2.
+    assert logger.history[0]["ops"]["Rotate"]["mean_magnitude"] == pytest.approx(67.2)
     png = gar_tf.plots.plot_augmentation_heatmap(policy.summary(), tmp_path / "h.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 

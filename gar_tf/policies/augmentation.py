@@ -183,18 +183,20 @@ class AugmentationPolicy(Policy):
         return {"count": count, "ops": op, "levels": level}
 
     def summary(self) -> dict:
-        """JSON-ready description: per-op probability and mean level, ops per image."""
+        """JSON-ready description: per-op probability, mean level and mean magnitude (the
+        op's unsigned parameter, e.g. degrees for Rotate), level distribution, ops per image."""
         d = self.distributions()
         levels = np.arange(self.num_levels)
         return {
             "ops_per_image": {str(i + 1): float(p) for i, p in enumerate(d["count"])},
             "ops": {
-                name: {
+                op.name: {
                     "probability": float(d["ops"][i]),
                     "mean_level": float(d["levels"][i] @ levels),
+                    "mean_magnitude": float(d["levels"][i] @ op.magnitude.values(self.num_levels)),
                     "level_distribution": [round(float(p), 6) for p in d["levels"][i]],
                 }
-                for i, name in enumerate(self.space.names)
+                for i, op in enumerate(self.space.ops)
             },
         }
 
