@@ -225,9 +225,11 @@ class GARModel(keras.Model):
             return
         names = [p.name for p in self.policies]
         now = [t for s in states for t in s.tensors()] + [actions[n] for n in names]
+        batched = [b for s in states for b in s.batched()] + [True] * len(names)
         if self.reward == "next-minus-current":
             now += direction
-        stored = self._pending.read(now)
+            batched += [False] * len(direction)
+        stored = self._pending.read(now, batched)
 
         def rewarded():
             tensors = iter(stored)
@@ -241,7 +243,7 @@ class GARModel(keras.Model):
             return rewards
 
         tf.cond(self._pending.valid, rewarded, lambda: tf.zeros([0]))
-        self._pending.store(now, valid=policy_step)
+        self._pending.store(now, batched, valid=policy_step)
 
     def _use_rewards(self, rewards, actions) -> None:
         rewards = rewards[: tf.shape(rewards)[0] - self.clean_size]

@@ -24,11 +24,13 @@ class PendingState:
         self.valid.assign(False)
 
     @staticmethod
-    def _spec(t: tf.Tensor) -> tuple:
-        return (t.dtype, tuple(t.shape[1:]) if t.shape.rank else ())
+    def _spec(t: tf.Tensor, batched: bool) -> tuple:
+        """dtype and the shape kept static: all of it, or all but a batch axis 0."""
+        shape = tuple(t.shape)
+        return (t.dtype, (None, *shape[1:]) if batched and shape else shape)
 
-    def _check(self, tensors: list[tf.Tensor]) -> None:
-        signature = [self._spec(t) for t in tensors]
+    def _ensure(self, tensors: list[tf.Tensor], batched: list[bool]) -> list[tf.Variable]:
+        signature = [self._spec(t, b) for t, b in zip(tensors, batched)]
         if self._signature is None:
             self._signature = signature
         elif signature != self._signature:
@@ -37,28 +39,26 @@ class PendingState:
                 f"{self._signature} to {signature}); GAR needs the same model graph "
                 "and input shapes (except the batch size) at every step."
             )
-
-    def _ensure(self, tensors: list[tf.Tensor]) -> list[tf.Variable]:
-        self._check(tensors)
         if self._variables is None:
             with tf.init_scope():
                 self._variables = [
                     tf.Variable(
-                        tf.zeros([0, *shape] if t.shape.rank else [], dtype),
-                        shape=tf.TensorShape([None, *shape] if t.shape.rank else []),
+                        tf.zeros([0 if d is None else d for d in shape], dtype),
+                        shape=tf.TensorShape(shape),
                         trainable=False,
                         name=f"{self.name}_{i}",
                     )
-                    for i, (t, (dtype, shape)) in enumerate(zip(tensors, self._signature))
+                    for i, (dtype, shape) in enumerate(signature)
                 ]
         return self._variables
 
-    def store(self, tensors: list[tf.Tensor], valid=True) -> None:
-        """Keeps ``tensors``; ``valid`` says whether they may be rewarded next step."""
-        for variable, t in zip(self._ensure(tensors), tensors):
+    def store(self, tensors: list[tf.Tensor], batched: list[bool], valid=True) -> None:
+        """Keeps ``tensors`` (``batched``: whether axis 0 is the batch, of any size);
+        ``valid`` says whether they may be rewarded next step."""
+        for variable, t in zip(self._ensure(tensors, batched), tensors):
             variable.assign(t)
         self.valid.assign(valid)
 
-    def read(self, like: list[tf.Tensor]) -> list[tf.Tensor]:
+    def read(self, like: list[tf.Tensor], batched: list[bool]) -> list[tf.Tensor]:
         """The stored tensors; ``like`` are this step's tensors of the same structure."""
-        return [v.read_value() for v in self._ensure(like)]
+        return [v.read_value() for v in self._ensure(like, batched)]

@@ -215,3 +215,22 @@ class TestBadInput:
     def test_all_none_direction(self):
         with pytest.raises(ValueError, match="No covered weight"):
             gar_tf.per_example_alignment(self.model, LOSS, self.x, self.y, [None] * 4)
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: [L.LSTM(3, return_sequences=True)], (3, 2)),
+        (lambda: [L.GRU(3)], (3, 2)),
+        (lambda: [L.Bidirectional(L.SimpleRNN(2))], (3, 2)),
+        (lambda: [L.Dense(4), L.PReLU()], (5,)),
+    ],
+    ids=["lstm", "gru", "bidirectional", "prelu"],
+)
+def test_fallback_is_exact_inside_tf_function(make, shape):
+    model = _functional(shape, *make())
+    x, y = _data(shape)
+    direction = random_direction(model)
+    graph = tf.function(lambda x, y: gar_tf.per_example_alignment(model, LOSS, x, y, direction))
+    expected = brute_force_alignment(model, LOSS, x, y, direction)
+    assert relative_error(graph(x, y), expected) <= 1e-5

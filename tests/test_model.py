@@ -226,3 +226,34 @@ def test_gar_model_save_and_load_round_trip(tmp_path):
     assert restored.exclude == (L.LayerNormalization,)
     np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0))
     assert np.isfinite(restored.fit(x, y, batch_size=B, verbose=0).history["loss"][0])
+
+
+@pytest.mark.parametrize("reward", ["next", "next-minus-current"])
+def test_fit_with_fallback_layers_keeps_their_state_between_steps(reward):
+    keras.utils.set_random_seed(0)
+    backbone = keras.Sequential(
+        [
+            keras.Input((4, 5)),
+            L.GRU(6, return_sequences=True),
+            L.Flatten(),
+            L.Dense(6),
+            L.PReLU(),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(B * STEPS, 4, 5)).astype(np.float32)
+    y = np.arange(B * STEPS) % 3
+    ids = np.arange(B * STEPS, dtype=np.int32)
+    data = (
+        tf.data.Dataset.from_tensor_slices((x, y, ids))
+        .map(lambda a, b, i: (a, b, None, {"ids": i}))
+        .batch(B)
+    )
+    policy = RecordingPolicy(STEPS, B)
+    model = gar_tf.GARModel(backbone, [policy], reward=reward)
+    assert {u.kind for u in model.engine.plan.units} == {"rule", "fallback"}
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    model.fit(data, epochs=1, verbose=0)
+    assert int(policy.calls.numpy()) == STEPS - 1
+    rewards = policy.rewards.numpy()[: STEPS - 1]
+    assert np.isfinite(rewards).all() and np.abs(rewards).max() > 0

@@ -173,7 +173,8 @@ class AlignmentEngine:
         }
 
     def _fallback(self, state: CallState, directions) -> tf.Tensor:
-        """Exact layer-local JVP at the recorded weights and inputs (GAR_SPEC §7.2)."""
+        """``<delta, J V>`` with J the layer's Jacobian in its own weights, at the
+        recorded inputs and weights: exact, one layer at a time (GAR_SPEC §7.2)."""
         layer = state.unit.layer
         structure, is_tensor = state.structure
         inputs = iter(state.inputs)
@@ -189,11 +190,19 @@ class AlignmentEngine:
             if path in directions:
                 primals.append(trainable[i])
                 tangents.append(tf.cast(directions[path], trainable[i].dtype))
-        with tf.autodiff.ForwardAccumulator(primals, tangents) as acc:
-            outputs, _ = layer.stateless_call(trainable, non_trainable, *args, **kwargs)
-        jvps = acc.jvp(
-            [loss_facing(o) for o in tf.nest.flatten(outputs)], unconnected_gradients="zero"
-        )
+        # J V by double backprop, d/du <J^T u, V>: unlike forward mode it also runs
+        # through the while loops of recurrent layers inside tf.function.
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(primals)
+                outputs, _ = layer.stateless_call(trainable, non_trainable, *args, **kwargs)
+                outputs = [loss_facing(o) for o in tf.nest.flatten(outputs)]
+                cotangents = [tf.zeros_like(o) for o in outputs]
+                outer.watch(cotangents)
+                pairing = tf.add_n([tf.reduce_sum(u * o) for u, o in zip(cotangents, outputs)])
+            vjp = inner.gradient(pairing, primals, unconnected_gradients="zero")
+            projected = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(vjp, tangents)])
+        jvps = outer.gradient(projected, cotangents, unconnected_gradients="zero")
         return tf.add_n(
             [sum_per_example(_float32(g) * _float32(j)) for g, j in zip(state.grads, jvps)]
         )

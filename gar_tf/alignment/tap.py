@@ -40,6 +40,10 @@ class CallState:
     def tensors(self) -> list[tf.Tensor]:
         return [*self.inputs, *self.grads, *self.weights]
 
+    def batched(self) -> list[bool]:
+        """For each of :meth:`tensors`, whether its axis 0 is the batch (weights: no)."""
+        return [True] * (len(self.inputs) + len(self.grads)) + [False] * len(self.weights)
+
     def with_tensors(self, tensors: Iterator[tf.Tensor]) -> CallState:
         """A copy holding the next tensors of ``tensors`` instead of its own."""
 
