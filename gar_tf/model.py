@@ -126,6 +126,7 @@ class GARModel(keras.Model):
         self.reward_std = keras.metrics.Mean(name="reward_std")
         self.reward_positive = keras.metrics.Mean(name="reward_positive")
         self._engine: AlignmentEngine | None = None
+        self._engine_variables: list[int] = []
         self._pending = PendingState("gar_pending")
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="gar_step")
         for p in policies:
@@ -141,11 +142,14 @@ class GARModel(keras.Model):
 
     @property
     def engine(self) -> AlignmentEngine:
-        """The alignment engine for the backbone (built on first use)."""
-        if self._engine is None:
+        """The alignment engine for the backbone's current trainable variables (rebuilt
+        when they change, e.g. after unfreezing a layer and recompiling)."""
+        variables = [id(v) for v in self.backbone.trainable_variables]
+        if self._engine is None or self._engine_variables != variables:
             self._engine = AlignmentEngine(
                 self.backbone, exclude=self.exclude, strict=self.strict, similarity=self.similarity
             )
+            self._engine_variables = variables
         return self._engine
 
     def fit(self, *args, **kwargs):
@@ -179,6 +183,13 @@ class GARModel(keras.Model):
     def train_step(self, data):
         x, y, sample_weight, given = unpack_data(data)
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        if self.clean_size:
+            tf.debugging.assert_greater(
+                batch,
+                self.clean_size,
+                message=f"clean_size={self.clean_size} leaves no example to reward in a "
+                "batch this small; use a larger batch (or drop_remainder=True).",
+            )
         policy_step = tf.logical_or(self.clean_comparison != "alternate", self._step % 2 == 0)
         self._step.assign_add(1)
         x, actions = self._policy_actions(x, given, batch, policy_step)
@@ -252,6 +263,10 @@ class GARModel(keras.Model):
         self.reward_mean.update_state(tf.reduce_mean(rewards))
         self.reward_std.update_state(tf.math.reduce_std(rewards))
         self.reward_positive.update_state(tf.reduce_mean(tf.cast(rewards > 0, tf.float32)))
+
+    def predict_step(self, data):
+        x, _, _, _ = unpack_data(data)
+        return self(x, training=False)
 
     def test_step(self, data):
         x, y, sample_weight, _ = unpack_data(data)

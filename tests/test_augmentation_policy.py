@@ -70,8 +70,8 @@ def test_ensemble_members_sample_from_their_own_logits():
     policy.op_logits.assign([[0.0, 9.0, 0.0, 0.0], [0.0, 0.0, 0.0, 9.0]])
     a = policy.sample(200, seed=tf.constant([1, 2], tf.int64)).numpy()
     assert (a[:100, 1] == 1).mean() > 0.95 and (a[100:, 1] == 3).mean() > 0.95
-    with pytest.raises(ValueError, match="divisible by the ensemble size"):
-        policy.sample(7)
+    odd = policy.sample(7, seed=tf.constant([3, 4], tf.int64)).numpy()  # slices of 4 and 3
+    assert (odd[:4, 1] == 1).all() and (odd[4:, 1] == 3).all()
 
 
 def test_update_raises_the_probability_of_rewarded_ops():

@@ -257,3 +257,48 @@ def test_fit_with_fallback_layers_keeps_their_state_between_steps(reward):
     assert int(policy.calls.numpy()) == STEPS - 1
     rewards = policy.rewards.numpy()[: STEPS - 1]
     assert np.isfinite(rewards).all() and np.abs(rewards).max() > 0
+
+
+def test_engine_follows_trainable_changes_between_fits():
+    """Freeze, fit, unfreeze, recompile, fit: rewards must cover the unfrozen layer."""
+    model = gar_tf.GARModel(_backbone(), reward="same")
+    first = model.backbone.layers[0]
+    first.trainable = False
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    x, y = _data(32)
+    model.fit(x, y, batch_size=B, verbose=0)
+    assert first not in [u.layer for u in model.engine.plan.units]
+    first.trainable = True
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    history = model.fit(x, y, batch_size=32, verbose=0, shuffle=False)
+    assert first in [u.layer for u in model.engine.plan.units]
+    # "same" with dot: the rewards sum to |G|^2 > 0, so their mean is |G|^2 / B.
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(LOSS(y, model.backbone(x, training=True)))
+    # (the weights moved by one step since; compare signs and magnitude loosely)
+    grads = tape.gradient(loss, model.backbone.trainable_variables)
+    assert history.history["reward_mean"][0] > 0
+    assert history.history["reward_mean"][0] == pytest.approx(
+        sum(float(tf.reduce_sum(g * g)) for g in grads) / 32, rel=0.5
+    )
+
+
+def test_clean_slice_larger_than_the_batch_is_a_clear_error():
+    model = gar_tf.GARModel(_backbone(), clean_comparison="slice", clean_size=8)
+    model.compile(optimizer="sgd", loss=LOSS)
+    x, y = _data(16)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="clean_size=8 leaves no example"):
+        model.fit(x, y, batch_size=8, verbose=0)
+
+
+def test_predict_and_evaluate_accept_batches_with_actions():
+    model = gar_tf.GARModel(_backbone())
+    model.compile(optimizer="sgd", loss=LOSS)
+    x, y = _data(16)
+    data = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .map(lambda a, b: (a, b, None, {"ids": tf.constant(0)}))
+        .batch(B)
+    )
+    assert model.predict(data, verbose=0).shape == (16, 3)
+    assert np.isfinite(model.evaluate(data, verbose=0))

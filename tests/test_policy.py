@@ -30,6 +30,9 @@ def test_standardise_matches_numpy_per_group():
         expected = (part - part.mean()) / (part.std(ddof=1) + 1e-8)
         np.testing.assert_allclose(w[4 * g : 4 * g + 4], expected, rtol=1e-5)
     assert np.all(gar_tf.standardise(np.ones(4, np.float32)).numpy() == 0)
+    uneven = gar_tf.standardise(r[:7], groups=2).numpy()  # slices r[:4] and r[4:7]
+    for part, out in ((r[:4], uneven[:4]), (r[4:7], uneven[4:])):
+        np.testing.assert_allclose(out, (part - part.mean()) / (part.std(ddof=1) + 1e-8), rtol=1e-5)
 
 
 def test_update_follows_the_analytic_reinforce_gradient():

@@ -178,3 +178,11 @@ def test_fit_moves_probability_away_from_label_noise_and_logs(tmp_path):
     assert any((tmp_path / "split_sampler").glob("*.tfevents.*"))
     png = gar_tf.plots.plot_split_probabilities(logger.history, tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unseeded_samplers_draw_different_mixtures():
+    draws = [
+        _counts(gar_tf.SplitSampler(_constant_splits(), batch_size=64).dataset().take(3), 4)
+        for _ in range(2)
+    ]
+    assert not np.array_equal(*draws)

@@ -130,16 +130,8 @@ class AugmentationPolicy(Policy):
     def _logits(self):
         return self.count_logits.value, self.op_logits.value, self.level_logits.value
 
-    def _check_batch(self, batch_size) -> None:
-        if isinstance(batch_size, int) and batch_size % self.ensemble:
-            raise ValueError(
-                f"The batch of {batch_size} examples does not split into {self.ensemble} "
-                "ensemble slices; use a batch size divisible by the ensemble size."
-            )
-
     def sample(self, batch_size, seed=None) -> tf.Tensor:
         """Actions ``[B, 1 + 2 max_ops]`` (``n - 1``, ops, levels); stateless given ``seed``."""
-        self._check_batch(batch_size)
         seed = self._seeds.next() if seed is None else seed
         return sample_actions(*self._logits(), batch_size, seed)
 

@@ -74,6 +74,7 @@ class SplitSampler(Policy):
         self.split_names = names
         self.batch_size = int(batch_size)
         self.seed = seed
+        self._draw_seed = int(np.random.default_rng(seed).integers(2**31))
         self.min_probability = float(min_probability)
         self.shuffle_buffer = int(shuffle_buffer)
         k = len(splits)
@@ -169,7 +170,7 @@ class SplitSampler(Policy):
             tagged.append(split.map(lambda *e, i=i: (e, tf.constant(i, tf.int32))))
 
         def draw(step):
-            seed = tf.stack([step, tf.constant((self.seed or 0) + 7919 * stream, tf.int64)])
+            seed = tf.stack([step, tf.constant(self._draw_seed + 7919 * stream, tf.int64)])
             return tf.random.stateless_categorical(log_p()[None], size, seed=seed, dtype=tf.int64)[
                 0
             ]
