@@ -213,13 +213,22 @@ class GARModel(keras.Model):
         grads = tape.gradient(scaled_loss, variables + outputs)
         gradient = _dense(variables, grads[: len(variables)])
         if self.compute_rewards:
-            direction = gradient
+            raw = self._unscaled(loss, scaled_loss)
+            direction = [raw(g) for g in gradient]
             if self.clean_size:
                 direction = _dense(variables, tape.gradient(clean_loss, variables))
-            states = rec.states(grads[len(variables) :])
-            self._reward_step(states, direction, actions, policy_step)
+            deltas = [None if g is None else raw(g) for g in grads[len(variables) :]]
+            self._reward_step(rec.states(deltas), direction, actions, policy_step)
         self.optimizer.apply(gradient, variables)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _unscaled(self, loss, scaled_loss):
+        """Maps a gradient of ``scaled_loss`` to float32 gradient of ``loss`` (mixed
+        precision's LossScaleOptimizer scales the loss; rewards use raw gradients)."""
+        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            return lambda g: g
+        factor = tf.math.divide_no_nan(tf.cast(loss, tf.float32), tf.cast(scaled_loss, tf.float32))
+        return lambda g: tf.cast(g, tf.float32) * factor
 
     def _clean_slice_loss(self, y, y_pred, sample_weight, batch):
         """Mean compiled loss over the last ``clean_size`` examples (the clean slice)."""

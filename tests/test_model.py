@@ -302,3 +302,24 @@ def test_predict_and_evaluate_accept_batches_with_actions():
     )
     assert model.predict(data, verbose=0).shape == (16, 3)
     assert np.isfinite(model.evaluate(data, verbose=0))
+
+
+def test_mixed_precision_rewards_match_float32():
+    """Rewards come from unscaled gradients: mixed_float16 logs about the float32 values."""
+    x, y = _data(64)
+
+    def reward_mean(policy):
+        keras.config.set_dtype_policy(policy)
+        try:
+            model = gar_tf.GARModel(_backbone(), reward="same")
+            model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+            uses_scaling = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+            history = model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+            return history.history["reward_mean"][0], uses_scaling
+        finally:
+            keras.config.set_dtype_policy("float32")
+
+    full, _ = reward_mean("float32")
+    mixed, scaled = reward_mean("mixed_float16")
+    assert scaled
+    assert mixed == pytest.approx(full, rel=0.05)
