@@ -231,7 +231,8 @@ class GARModel(keras.Model):
         return lambda g: tf.cast(g, tf.float32) * factor
 
     def _clean_slice_loss(self, y, y_pred, sample_weight, batch):
-        """Mean compiled loss over the last ``clean_size`` examples (the clean slice)."""
+        """Mean compiled loss over the last ``clean_size`` examples (the clean slice;
+        regularisation losses are not part of this comparison gradient)."""
         mask = tf.cast(tf.range(batch) >= batch - self.clean_size, tf.float32)
         if sample_weight is not None:
             mask = mask * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)

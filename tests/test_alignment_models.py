@@ -234,3 +234,25 @@ def test_fallback_is_exact_inside_tf_function(make, shape):
     graph = tf.function(lambda x, y: gar_tf.per_example_alignment(model, LOSS, x, y, direction))
     expected = brute_force_alignment(model, LOSS, x, y, direction)
     assert relative_error(graph(x, y), expected) <= 1e-5
+
+
+def test_layers_never_recorded_are_reported():
+    class Branchy(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.used = L.Dense(3, activation="softmax")
+            self.unused = L.Dense(3)
+
+        def build(self, input_shape):
+            self.used.build(input_shape)
+            self.unused.build(input_shape)
+
+        def call(self, x, training=None):
+            return self.used(x)
+
+    model = Branchy()
+    x, y = _data((5,))
+    model(x)
+    direction = random_direction(model)
+    with pytest.warns(UserWarning, match=rf"recorded no call of \['{model.unused.name}'\]"):
+        gar_tf.per_example_alignment(model, LOSS, x, y, direction)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,3 +219,13 @@ def recording(plan: Plan) -> Iterator[Recording]:
         with _lock:
             for unit in plan.units:
                 _uninstall(unit)
+    recorded = {id(call.unit) for call in rec.calls}
+    missed = [unit.layer.name for unit in plan.units if id(unit) not in recorded]
+    if missed:
+        warnings.warn(
+            f"gar_tf recorded no call of {missed}: their weights get no reward. A layer "
+            "called inside control flow (a cond or loop in the model's call) cannot be "
+            "recorded; wrap that part in a layer of its own (it then gets the exact "
+            "fallback) or exclude the layers.",
+            stacklevel=3,
+        )
