@@ -323,3 +323,24 @@ def test_mixed_precision_rewards_match_float32():
     mixed, scaled = reward_mean("mixed_float16")
     assert scaled
     assert mixed == pytest.approx(full, rel=0.05)
+
+
+def test_mixed_precision_with_fallback_layers():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        backbone = keras.Sequential(
+            [
+                keras.Input((5,)),
+                L.Dense(6),
+                L.PReLU(),
+                L.Dense(3, activation="softmax", dtype="float32"),
+            ]
+        )
+        model = gar_tf.GARModel(backbone)
+        model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+        x, y = _data(32)
+        history = model.fit(x, y, batch_size=B, verbose=0)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert np.isfinite(history.history["reward_mean"][0])
+    assert history.history["reward_std"][0] > 0

@@ -9,11 +9,13 @@ the covered weights, and without cross-example coupling ``r_i = <grad l_i, V> / 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
+from keras.src.backend import AutocastScope  # no public path in Keras 3.15
 
 from gar_tf.alignment.plan import DEFAULT_EXCLUDED, Plan, Unit, build_plan
 from gar_tf.alignment.tap import CallState, Recording, loss_facing, recording
@@ -193,7 +195,7 @@ class AlignmentEngine:
         # J V by double backprop, d/du <J^T u, V>: unlike forward mode it also runs
         # through the while loops of recurrent layers inside tf.function.
         with tf.GradientTape() as outer:
-            with tf.GradientTape() as inner:
+            with tf.GradientTape() as inner, _autocast(layer):
                 inner.watch(primals)
                 outputs, _ = layer.stateless_call(trainable, non_trainable, *args, **kwargs)
                 outputs = [loss_facing(o) for o in tf.nest.flatten(outputs)]
@@ -206,6 +208,14 @@ class AlignmentEngine:
         return tf.add_n(
             [sum_per_example(_float32(g) * _float32(j)) for g, j in zip(state.grads, jvps)]
         )
+
+
+def _autocast(layer):
+    """The variable autocast ``Layer.__call__`` would set up (``stateless_call`` does
+    not): mixed-precision layers compute in ``compute_dtype``."""
+    if layer.autocast and layer.compute_dtype != layer.variable_dtype:
+        return AutocastScope(layer.compute_dtype)
+    return contextlib.nullcontext()
 
 
 def _per_example_gradient(unit, x, delta, name, like, weights):
