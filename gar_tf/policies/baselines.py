@@ -1,0 +1,68 @@
+"""Fixed augmentation baselines on the same op library, for fair comparisons.
+
+Each is a pair: a stateless sampler of ``(op_ids, levels)`` ``[B, K]`` and a function
+that applies it to a batch with ``gar_tf.augment.apply_ops``; all take a ``seed``
+(int ``[2]``), so in ``tf.data`` pass a per-batch seed, e.g. from ``Dataset.enumerate``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from gar_tf import augment
+
+#: TrivialAugment-Wide's space: the 14 RandAugment ops with the wide ranges.
+TRIVIAL_WIDE = augment.build_space(augment.space_ops("standard"))
+
+
+def _uniform_ints(shape, high: int, seed) -> tf.Tensor:
+    return tf.random.stateless_uniform(shape, seed, 0, high, dtype=tf.int32)
+
+
+def _seeds(seed, n: int) -> tf.Tensor:
+    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n)
+
+
+def rand_augment_actions(batch_size, seed, num_ops: int = 2, magnitude: int = 9, space="standard"):
+    """RandAugment(N, M): N ops per image, uniform over the space, all at level M."""
+    ops = _uniform_ints([batch_size, num_ops], len(augment.get_space(space).ops), seed)
+    return ops, tf.fill(tf.shape(ops), magnitude)
+
+
+def trivial_augment_actions(batch_size, seed, num_levels: int = 31):
+    """TrivialAugment-Wide: one op per image, uniform over the 14 ops, uniform level."""
+    s = _seeds(seed, 2)
+    ops = _uniform_ints([batch_size, 1], len(TRIVIAL_WIDE.ops), s[0])
+    return ops, _uniform_ints([batch_size, 1], num_levels, s[1])
+
+
+def uniform_augment_actions(
+    batch_size, seed, num_ops: int = 2, num_levels: int = 31, space="standard"
+):
+    """UniformAugment: N ops per image, uniform op and level, each kept with p = 1/2
+    (a dropped slot is Identity, op 0)."""
+    s = _seeds(seed, 3)
+    ops = _uniform_ints([batch_size, num_ops], len(augment.get_space(space).ops), s[0])
+    keep = tf.random.stateless_uniform([batch_size, num_ops], s[1]) < 0.5
+    return tf.where(keep, ops, 0), _uniform_ints([batch_size, num_ops], num_levels, s[2])
+
+
+def rand_augment(images, seed, num_ops: int = 2, magnitude: int = 9, num_levels: int = 31):
+    """Applies RandAugment(N=num_ops, M=magnitude) on the standard space."""
+    s = _seeds(seed, 2)
+    ops, levels = rand_augment_actions(tf.shape(images)[0], s[0], num_ops, magnitude)
+    return augment.apply_ops(images, ops, levels, "standard", num_levels, seed=s[1])
+
+
+def trivial_augment_wide(images, seed, num_levels: int = 31):
+    """Applies TrivialAugment-Wide."""
+    s = _seeds(seed, 2)
+    ops, levels = trivial_augment_actions(tf.shape(images)[0], s[0], num_levels)
+    return augment.apply_ops(images, ops, levels, TRIVIAL_WIDE, num_levels, seed=s[1])
+
+
+def uniform_augment(images, seed, num_ops: int = 2, num_levels: int = 31):
+    """Applies UniformAugment on the standard space."""
+    s = _seeds(seed, 2)
+    ops, levels = uniform_augment_actions(tf.shape(images)[0], s[0], num_ops, num_levels)
+    return augment.apply_ops(images, ops, levels, "standard", num_levels, seed=s[1])

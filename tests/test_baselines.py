@@ -1,0 +1,55 @@
+"""Fixed baselines: the actions they draw and that they run in tf.data."""
+
+import numpy as np
+import tensorflow as tf
+
+from gar_tf import augment
+from gar_tf.policies import baselines
+
+SEED = tf.constant([4, 2], tf.int64)
+
+
+def _chi2(values, k):
+    counts = np.bincount(values.ravel(), minlength=k)
+    expected = values.size / k
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+def test_trivial_augment_wide_is_the_14_ops_with_wide_ranges():
+    assert baselines.TRIVIAL_WIDE.names == augment.space_ops("standard")
+    rotate = {op.name: op for op in baselines.TRIVIAL_WIDE.ops}["Rotate"]
+    assert rotate.magnitude.values(31)[-1] == 135.0  # standard RandAugment: 30 degrees
+
+
+def test_rand_augment_draws_n_uniform_ops_at_level_m():
+    ops, levels = baselines.rand_augment_actions(4000, SEED, num_ops=3, magnitude=7)
+    assert ops.shape == (4000, 3) and np.all(levels.numpy() == 7)
+    assert _chi2(ops.numpy(), 14) < 34.5  # 13 degrees of freedom, p = 0.001
+
+
+def test_trivial_augment_draws_one_op_and_a_uniform_level():
+    ops, levels = baselines.trivial_augment_actions(6200, SEED)
+    assert ops.shape == levels.shape == (6200, 1)
+    assert _chi2(ops.numpy(), 14) < 34.5
+    assert _chi2(levels.numpy(), 31) < 59.7  # 30 degrees of freedom, p = 0.001
+
+
+def test_uniform_augment_keeps_each_op_with_probability_half():
+    ops, _ = baselines.uniform_augment_actions(4000, SEED)
+    identity = (ops.numpy() == 0).mean()  # dropped slots, plus Identity drawn (1/14)
+    assert abs(identity - (0.5 + 0.5 / 14)) < 0.03
+
+
+def test_baselines_run_in_tf_data_and_are_deterministic():
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype(np.uint8)
+    for fn in (baselines.rand_augment, baselines.trivial_augment_wide, baselines.uniform_augment):
+        ds = (
+            tf.data.Dataset.from_tensor_slices(images)
+            .batch(4)
+            .enumerate()
+            .map(lambda i, x, fn=fn: fn(x, tf.stack([i, tf.constant(0, tf.int64)])))
+        )
+        first, again = [np.concatenate(list(ds.as_numpy_iterator())) for _ in range(2)]
+        assert first.dtype == np.uint8 and first.shape == images.shape
+        np.testing.assert_array_equal(first, again)
+        assert not np.array_equal(first, images)
