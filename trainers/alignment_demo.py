@@ -1,4 +1,4 @@
-"""Gradient alignment on real Fashion-MNIST: GAR rewards single out mislabelled examples.
+"""Gradient alignment on real Fashion-MNIST (or MNIST): GAR rewards single out mislabelled examples.
 
 Trains a small CNN with ``gar_tf.GARModel`` (no policy: every step computes the GAR
 rewards ``r_i = <g_i, G_{t+1}>`` and logs their statistics) on a subset of the real
@@ -19,22 +19,16 @@ import sys
 import time
 from pathlib import Path
 
+import _cli
 import keras
 import numpy as np
 import tensorflow as tf
 
 import gar_tf
-from gar_tf.datasets import load_fashion_mnist
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        help="directory with the Fashion-MNIST IDX files "
-        "(default: search the usual places, see gar_tf.datasets)",
-    )
+    parser = _cli.parser(__doc__)
     parser.add_argument(
         "--train-size", type=int, default=10000, help="training images drawn from the 60k"
     )
@@ -94,8 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    images, labels = load_fashion_mnist(args.data_dir, "train", as_numpy=True)
-    test_images, test_labels = load_fashion_mnist(args.data_dir, "test", as_numpy=True)
+    images, labels = _cli.load(args, "train")
+    test_images, test_labels = _cli.load(args, "test")
     order = rng.permutation(len(labels))
     train_idx = order[: args.train_size]
     ref_idx = order[args.train_size : args.train_size + args.reference_size]
