@@ -135,7 +135,7 @@ def load_policy(path: str | Path, seed: int | None = None) -> AugmentationPolicy
 class _FrozenAugmentationPolicy(AugmentationPolicy):
     """An :class:`AugmentationPolicy` loaded from an export: it samples, never learns."""
 
-    def update(self, rewards, actions) -> None:
+    def update(self, rewards, actions, active=True) -> None:
         raise RuntimeError(
             f"Policy {self.name!r} was loaded with gar_tf.load_policy and is frozen; "
             "create a new AugmentationPolicy to learn."

@@ -12,6 +12,7 @@ from gar_tf.alignment import DEFAULT_EXCLUDED, AlignmentEngine
 from gar_tf.alignment.engine import SIMILARITIES
 from gar_tf.pending import PendingState
 from gar_tf.policies import Policy
+from gar_tf.replicas import all_reduce_sum
 
 REWARDS = ("next", "same", "next-minus-current")
 CLEAN_COMPARISONS = (None, "alternate", "slice")
@@ -128,7 +129,6 @@ class GARModel(keras.Model):
         self._engine: AlignmentEngine | None = None
         self._engine_variables: list[int] = []
         self._pending = PendingState("gar_pending")
-        self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="gar_step")
         for p in policies:
             p.build_optimizer()
 
@@ -152,9 +152,27 @@ class GARModel(keras.Model):
             self._engine_variables = variables
         return self._engine
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy Keras builds from one batch, which it first
+        # averages over replicas; MultiWorkerMirroredStrategy cannot (keras-team/keras
+        # #20585). Shapes are all the build needs: take the first replica's batch.
+        if iterator is not None and data_batch is None and self._distribute_strategy:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: _first_replica(self.distribute_strategy, v), next(batches)
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # The build reads (x, y, sample_weight) only: drop the actions.
+        if data_batch is not None:
+            data_batch = unpack_data(data_batch)[:3]
+        return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def fit(self, *args, **kwargs):
         self._pending.reset()
-        self._step.assign(0)
         return super().fit(*args, **kwargs)
 
     def _policy_actions(self, x, given: dict, batch, policy_step):
@@ -190,8 +208,9 @@ class GARModel(keras.Model):
                 message=f"clean_size={self.clean_size} leaves no example to reward in a "
                 "batch this small; use a larger batch (or drop_remainder=True).",
             )
-        policy_step = tf.logical_or(self.clean_comparison != "alternate", self._step % 2 == 0)
-        self._step.assign_add(1)
+        policy_step = tf.logical_or(
+            self.clean_comparison != "alternate", self.optimizer.iterations % 2 == 0
+        )
         x, actions = self._policy_actions(x, given, batch, policy_step)
         variables = self.backbone.trainable_variables
         with tf.GradientTape(persistent=self.clean_size > 0) as tape:
@@ -217,6 +236,7 @@ class GARModel(keras.Model):
             direction = [raw(g) for g in gradient]
             if self.clean_size:
                 direction = _dense(variables, tape.gradient(clean_loss, variables))
+            direction = all_reduce_sum(direction)
             deltas = [None if g is None else raw(g) for g in grads[len(variables) :]]
             self._reward_step(rec.states(deltas), direction, actions, policy_step)
         self.optimizer.apply(gradient, variables)
@@ -240,9 +260,14 @@ class GARModel(keras.Model):
         return loss * tf.cast(batch, loss.dtype) / self.clean_size
 
     def _reward_step(self, states, direction, actions, policy_step) -> None:
-        """Rewards for the pending batch (or this one, for ``reward="same"``)."""
+        """Rewards for the pending batch (or this one, for ``reward="same"``).
+
+        The rewards are computed only when there is a valid pending batch; the
+        policy updates always run (skipped by ``active``), because under
+        ``tf.distribute`` they synchronise the replicas.
+        """
         if self.reward == "same":
-            self._use_rewards(self.engine.alignment(states, direction), actions)
+            self._use_rewards(self.engine.alignment(states, direction), actions, tf.constant(True))
             return
         names = [p.name for p in self.policies]
         now = [t for s in states for t in s.tensors()] + [actions[n] for n in names]
@@ -251,28 +276,38 @@ class GARModel(keras.Model):
             now += direction
             batched += [False] * len(direction)
         stored = self._pending.read(now, batched)
-
-        def rewarded():
-            tensors = iter(stored)
-            old_states = [s.with_tensors(tensors) for s in states]
-            old_actions = {n: next(tensors) for n in names}
-            comparison = direction
-            if self.reward == "next-minus-current":
-                comparison = [g - next(tensors) for g in direction]
-            rewards = self.engine.alignment(old_states, comparison)
-            self._use_rewards(rewards, old_actions)
-            return rewards
-
-        tf.cond(self._pending.valid, rewarded, lambda: tf.zeros([0]))
+        tensors = iter(stored)
+        old_states = [s.with_tensors(tensors) for s in states]
+        old_actions = {n: next(tensors) for n in names}
+        comparison = direction
+        if self.reward == "next-minus-current":
+            comparison = [g - next(tensors) for g in direction]
+        # Skipped rewards are zeros sized like the stored actions (before the first
+        # store the variables hold placeholders), so the policy updates see equal shapes.
+        first = next(iter(old_actions.values()), None)
+        if first is None:
+            first = next(t for t, b in zip(stored, batched) if b)
+        valid = self._pending.valid.read_value()
+        rewards = tf.cond(
+            valid,
+            lambda: self.engine.alignment(old_states, comparison),
+            lambda: _zero_per_example(first),
+        )
+        self._use_rewards(rewards, old_actions, valid)
         self._pending.store(now, batched, valid=policy_step)
 
-    def _use_rewards(self, rewards, actions) -> None:
+    def _use_rewards(self, rewards, actions, active) -> None:
         rewards = rewards[: tf.shape(rewards)[0] - self.clean_size]
         for p in self.policies:
-            p.update(rewards, actions[p.name])
-        self.reward_mean.update_state(tf.reduce_mean(rewards))
-        self.reward_std.update_state(tf.math.reduce_std(rewards))
-        self.reward_positive.update_state(tf.reduce_mean(tf.cast(rewards > 0, tf.float32)))
+            p.update(rewards, actions[p.name], active=active)
+        active = tf.logical_and(tf.convert_to_tensor(active), tf.size(rewards) > 0)
+        weight = tf.cast(active, tf.float32)
+        for metric, value in (
+            (self.reward_mean, tf.reduce_mean(rewards)),
+            (self.reward_std, tf.math.reduce_std(rewards)),
+            (self.reward_positive, tf.reduce_mean(tf.cast(rewards > 0, tf.float32))),
+        ):
+            metric.update_state(tf.where(active, value, 0.0), weight)
 
     def predict_step(self, data):
         x, _, _, _ = unpack_data(data)
@@ -318,6 +353,19 @@ def _dense(variables, grads) -> list[tf.Tensor]:
     return [
         tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for v, g in zip(variables, grads)
     ]
+
+
+def _first_replica(strategy: tf.distribute.Strategy, value):
+    """The first local replica's component of a distributed value, else the value."""
+    if isinstance(value, tf.distribute.DistributedValues):
+        return strategy.experimental_local_results(value)[0]
+    return value
+
+
+def _zero_per_example(t: tf.Tensor) -> tf.Tensor:
+    """float32 zeros ``[B]`` for a batched ``t``, computed from its values: ``tf.shape``
+    of a pending read is unreliable (see :class:`gar_tf.pending.PendingState`)."""
+    return tf.reduce_sum(tf.cast(t, tf.float32) * 0.0, axis=list(range(1, t.shape.rank)))
 
 
 def _transform_head(policy: Policy, x, actions, n, policy_step, alternate: bool):

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# Under tf.distribute each replica keeps its own batch t (GAR_SPEC §1.4): sync-on-read
+# variables hold one independent copy per replica; outside a replica, the first is read.
+_PER_REPLICA = dict(
+    synchronization=tf.VariableSynchronization.ON_READ,
+    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+)
+
+
+def _per_replica_variable(value, name: str, shape=None) -> tf.Variable:
+    return tf.Variable(value, shape=shape, trainable=False, name=name, **_PER_REPLICA)
+
 
 class PendingState:
     """A list of tensors stored between train steps, batch axis of any length.
@@ -12,12 +23,19 @@ class PendingState:
     out of the graph), with an unknown batch axis so that a smaller final batch
     needs no masking. ``valid`` is False until something was stored, and after
     :meth:`reset` (start of each ``fit``).
+
+    Two buffers alternate: a step reads the one written last and writes the
+    other. In a ``tf.function``, the *shape* of a variable read is not ordered
+    with a later assignment in the same step (only its value is), so a smaller
+    batch written after a read would change the shapes seen by the read, e.g. in
+    the REINFORCE gradient; with two buffers no step reads what it writes.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.valid = tf.Variable(False, trainable=False, name=f"{name}_valid")
-        self._variables: list[tf.Variable] | None = None
+        self.valid = _per_replica_variable(False, f"{name}_valid")
+        self._last = _per_replica_variable(0, f"{name}_last")
+        self._buffers: tuple[list[tf.Variable], list[tf.Variable]] | None = None
         self._signature: list[tuple] | None = None
 
     def reset(self) -> None:
@@ -29,7 +47,7 @@ class PendingState:
         shape = tuple(t.shape)
         return (t.dtype, (None, *shape[1:]) if batched and shape else shape)
 
-    def _ensure(self, tensors: list[tf.Tensor], batched: list[bool]) -> list[tf.Variable]:
+    def _ensure(self, tensors: list[tf.Tensor], batched: list[bool]) -> tuple[list, list]:
         signature = [self._spec(t, b) for t, b in zip(tensors, batched)]
         if self._signature is None:
             self._signature = signature
@@ -39,26 +57,39 @@ class PendingState:
                 f"{self._signature} to {signature}); GAR needs the same model graph "
                 "and input shapes (except the batch size) at every step."
             )
-        if self._variables is None:
+        if self._buffers is None:
             with tf.init_scope():
-                self._variables = [
-                    tf.Variable(
-                        tf.zeros([0 if d is None else d for d in shape], dtype),
-                        shape=tf.TensorShape(shape),
-                        trainable=False,
-                        name=f"{self.name}_{i}",
-                    )
-                    for i, (dtype, shape) in enumerate(signature)
-                ]
-        return self._variables
+                self._buffers = tuple(
+                    [
+                        _per_replica_variable(
+                            tf.zeros([0 if d is None else d for d in shape], dtype),
+                            f"{self.name}_{buffer}_{i}",
+                            shape=tf.TensorShape(shape),
+                        )
+                        for i, (dtype, shape) in enumerate(signature)
+                    ]
+                    for buffer in (0, 1)
+                )
+        return self._buffers
 
     def store(self, tensors: list[tf.Tensor], batched: list[bool], valid=True) -> None:
         """Keeps ``tensors`` (``batched``: whether axis 0 is the batch, of any size);
         ``valid`` says whether they may be rewarded next step."""
-        for variable, t in zip(self._ensure(tensors, batched), tensors):
-            variable.assign(t)
+        buffers = self._ensure(tensors, batched)
+
+        def write(buffer):
+            for variable, t in zip(buffer, tensors):
+                variable.assign(t)
+
+        tf.cond(self._last == 0, lambda: write(buffers[1]), lambda: write(buffers[0]))
+        self._last.assign(1 - self._last)
         self.valid.assign(valid)
 
     def read(self, like: list[tf.Tensor], batched: list[bool]) -> list[tf.Tensor]:
         """The stored tensors; ``like`` are this step's tensors of the same structure."""
-        return [v.read_value() for v in self._ensure(like, batched)]
+        buffers = self._ensure(like, batched)
+        return tf.cond(
+            self._last == 0,
+            lambda: [v.read_value() for v in buffers[0]],
+            lambda: [v.read_value() for v in buffers[1]],
+        )

@@ -31,11 +31,14 @@ class RecordingPolicy(gar_tf.Policy):
     def log_prob(self, actions):
         return tf.zeros(tf.shape(actions)) + self.theta[0]
 
-    def update(self, rewards, actions):
-        row = self.calls.value
-        self.rewards.assign(tf.tensor_scatter_nd_update(self.rewards.value, [[row]], [rewards]))
-        self.actions.assign(tf.tensor_scatter_nd_update(self.actions.value, [[row]], [actions]))
-        self.calls.assign_add(1)
+    def update(self, rewards, actions, active=True):
+        def record():
+            row = self.calls.value
+            self.rewards.assign(tf.tensor_scatter_nd_update(self.rewards.value, [[row]], [rewards]))
+            self.actions.assign(tf.tensor_scatter_nd_update(self.actions.value, [[row]], [actions]))
+            self.calls.assign_add(1)
+
+        tf.cond(active, record, lambda: None)
 
 
 def _backbone(seed=0):

@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from gar_tf.policies.reinforce import reinforce_loss, standardise
+from gar_tf.replicas import all_reduce_sum, apply_if, num_replicas
 
 
 class Policy(keras.layers.Layer, abc.ABC):
@@ -55,7 +56,12 @@ class Policy(keras.layers.Layer, abc.ABC):
         self.in_pipeline = bool(in_pipeline)
         self._policy_weights: list[keras.Variable] = []
         self.skipped_updates = self.add_weight(
-            shape=(), initializer="zeros", dtype="int64", trainable=False, name="skipped_updates"
+            shape=(),
+            initializer="zeros",
+            dtype="int64",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="skipped_updates",
         )
 
     def add_policy_weight(self, name: str, shape, initializer="zeros") -> keras.Variable:
@@ -86,35 +92,56 @@ class Policy(keras.layers.Layer, abc.ABC):
 
     def build_optimizer(self) -> None:
         """Creates the optimizer's slots now, outside any traced function."""
+        strategy = tf.distribute.get_strategy()
+        if getattr(self.policy_optimizer, "_distribution_strategy", strategy) is not strategy:
+            raise ValueError(
+                f"The policy_optimizer of {self.name!r} was created outside the "
+                "tf.distribute strategy scope its policy lives in; create the policy and its "
+                "optimizer inside the same `strategy.scope()`."
+            )
         if self._policy_weights and not self.policy_optimizer.built:
             self.policy_optimizer.build(self._policy_weights)
 
-    def update(self, rewards: tf.Tensor, actions: tf.Tensor) -> None:
+    def update(self, rewards: tf.Tensor, actions: tf.Tensor, active=True) -> None:
         """One REINFORCE step from raw GAR rewards of the examples that took ``actions``.
 
         ``w = standardise(r)``; ``J = -mean(w log pi(a)) - entropy_weight * H``;
         the gradient is clipped by value and applied by ``policy_optimizer``.
-        Non-finite rewards skip the step and count in ``skipped_updates``.
+        Under ``tf.distribute`` each replica passes its own examples; mean, std and
+        gradient are global (GAR_SPEC §1.4), so every replica applies the same step.
+        ``active=False`` (a boolean tensor, the same on every replica) skips the step;
+        non-finite rewards anywhere skip it too and count in ``skipped_updates``.
         """
-        finite = tf.reduce_all(tf.math.is_finite(rewards))
+        rewards = tf.cast(rewards, tf.float32)
+        finite_local = tf.math.is_finite(rewards)
+        bad, count = all_reduce_sum(
+            [
+                tf.reduce_sum(tf.cast(~finite_local, tf.float32)),
+                tf.cast(tf.size(rewards), tf.float32),
+            ]
+        )
+        active = tf.logical_and(tf.convert_to_tensor(active), count > 0)
+        finite = tf.equal(bad, 0.0)
+        weights = standardise(
+            tf.where(finite_local, rewards, 0.0), self.groups, all_reduce=all_reduce_sum
+        )
+        values = [w.value for w in self._policy_weights]
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            loss = reinforce_loss(weights, self.log_prob(actions), tf.maximum(count, 1.0))
+            loss -= self.entropy_weight * self.entropy() / num_replicas()
+        grads = tape.gradient(loss, values, unconnected_gradients="zero")
+        grads = [
+            tf.clip_by_value(g, -self.clip_value, self.clip_value) for g in all_reduce_sum(grads)
+        ]
+        apply_if(tf.logical_and(active, finite), self.policy_optimizer, grads, self._policy_weights)
+        skipped = tf.logical_and(active, ~finite)
 
-        def step():
-            weights = standardise(rewards, self.groups)
-            values = [w.value for w in self._policy_weights]
-            with tf.GradientTape() as tape:
-                tape.watch(values)
-                loss = reinforce_loss(weights, self.log_prob(actions))
-                loss -= self.entropy_weight * self.entropy()
-            grads = tape.gradient(loss, values, unconnected_gradients="zero")
-            grads = [tf.clip_by_value(g, -self.clip_value, self.clip_value) for g in grads]
-            self.policy_optimizer.apply(grads, self._policy_weights)
-            return tf.constant(0, tf.int64)
-
-        def skip():
+        def warn():
             tf.print(
                 f"gar_tf: WARNING: policy {self.name!r} got non-finite rewards; update skipped.",
                 output_stream=sys.stderr,
             )
-            return tf.constant(1, tf.int64)
 
-        self.skipped_updates.assign_add(tf.cond(finite, step, skip))
+        tf.cond(skipped, warn, lambda: None)
+        self.skipped_updates.assign_add(tf.cast(skipped, tf.int64))

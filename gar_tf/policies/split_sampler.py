@@ -79,11 +79,11 @@ class SplitSampler(Policy):
         self.shuffle_buffer = int(shuffle_buffer)
         k = len(splits)
         self.logits = self.add_policy_weight("logits", (k,))
-        self.reward_sum = self.add_weight(
-            shape=(k,), initializer="zeros", trainable=False, name="reward_sum"
-        )
-        self.reward_count = self.add_weight(
-            shape=(k,), initializer="zeros", trainable=False, name="reward_count"
+        self.reward_sum, self.reward_count = (
+            self.add_weight(
+                shape=(k,), initializer="zeros", trainable=False, aggregation="sum", name=label
+            )
+            for label in ("reward_sum", "reward_count")
         )
         self.build_optimizer()
 
@@ -115,10 +115,10 @@ class SplitSampler(Policy):
         log_p = self._log_p()
         return -tf.reduce_sum(tf.exp(log_p) * log_p)
 
-    def update(self, rewards: tf.Tensor, actions: tf.Tensor) -> None:
+    def update(self, rewards: tf.Tensor, actions: tf.Tensor, active=True) -> None:
         """REINFORCE step (see :class:`Policy`) and per-split reward bookkeeping."""
-        super().update(rewards, actions)
-        finite = tf.reduce_all(tf.math.is_finite(rewards))
+        super().update(rewards, actions, active)
+        finite = tf.logical_and(tf.reduce_all(tf.math.is_finite(rewards)), active)
         ids = tf.cast(actions, tf.int32)
         k = len(self.splits)
         sums = tf.math.unsorted_segment_sum(tf.cast(rewards, tf.float32), ids, k)

