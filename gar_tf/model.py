@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras.src.losses import loss as _keras_loss
 
@@ -15,6 +16,7 @@ from gar_tf.policies import Policy
 from gar_tf.replicas import all_reduce_sum
 
 REWARDS = ("next", "same", "next-minus-current")
+_PENDING_KEY = "gar_pending_"
 CLEAN_COMPARISONS = (None, "alternate", "slice")
 
 
@@ -46,7 +48,8 @@ class GARModel(keras.Model):
     each policy gets ``update(rewards, actions of batch t)``; then the optimizer
     steps on ``G_{t+1}`` and the state of batch t+1 is kept. The first step of
     each ``fit`` has no reward. Reward statistics are logged as ``reward_mean``,
-    ``reward_std`` and ``reward_positive`` (fraction > 0), averaged over the epoch.
+    ``reward_std`` and ``reward_positive`` (fraction > 0), averaged over the epoch;
+    ``policy_updates_skipped`` counts policy updates skipped for non-finite rewards.
 
     Args:
         backbone: any Keras model (Sequential, functional or subclassed).
@@ -152,6 +155,24 @@ class GARModel(keras.Model):
             self._engine_variables = variables
         return self._engine
 
+    def compile(self, *args, jit_compile="auto", **kwargs) -> None:
+        """``keras.Model.compile``. Policies that transform inside the train step (e.g.
+        ``AugmentationPolicy``: image ops without XLA kernels) rule out XLA: ``"auto"``
+        then means no XLA and ``jit_compile=True`` raises. Under XLA, batches need a
+        fixed size (``drop_remainder=True``)."""
+        in_step = [p.name for p in self.policies if _transforms_in_step(p)]
+        if in_step and jit_compile is True:
+            raise ValueError(
+                f"jit_compile=True cannot compile the train step of policies {in_step}: "
+                "their transforms (image ops) have no XLA kernels. Use jit_compile=False, "
+                "or apply the policy in the tf.data pipeline and compile the rest."
+            )
+        if in_step and jit_compile == "auto":
+            jit_compile = False
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
+        for p in self.policies:
+            p.warn_on_skip = not self.jit_compile
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a tf.distribute strategy Keras builds from one batch, which it first
         # averages over replicas; MultiWorkerMirroredStrategy cannot (keras-team/keras
@@ -170,6 +191,19 @@ class GARModel(keras.Model):
         if data_batch is not None:
             data_batch = unpack_data(data_batch)[:3]
         return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def save_own_variables(self, store) -> None:
+        """Adds the pending batch-t state to the model's weights and checkpoints, so
+        that ``BackupAndRestore`` resumes with the reward of the next step."""
+        super().save_own_variables(store)
+        for key, value in self._pending.checkpoint().items():
+            store[_PENDING_KEY + key] = value
+
+    def load_own_variables(self, store) -> None:
+        keys = list(store.keys())
+        super().load_own_variables({k: store[k] for k in keys if not k.startswith(_PENDING_KEY)})
+        pending = {k[len(_PENDING_KEY) :]: store[k] for k in keys if k.startswith(_PENDING_KEY)}
+        self._pending.restore({k: np.asarray(v) for k, v in pending.items()})
 
     def fit(self, *args, **kwargs):
         self._pending.reset()
@@ -200,6 +234,12 @@ class GARModel(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight, given = unpack_data(data)
+        if self.jit_compile and self.compute_rewards and tf.nest.flatten(x)[0].shape[0] is None:
+            raise ValueError(
+                "GARModel under jit_compile=True needs batches of one fixed size: XLA cannot "
+                "resize the variables that keep batch t. Batch the data with "
+                "drop_remainder=True (or compile with jit_compile=False)."
+            )
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
         if self.clean_size:
             tf.debugging.assert_greater(
@@ -240,7 +280,11 @@ class GARModel(keras.Model):
             deltas = [None if g is None else raw(g) for g in grads[len(variables) :]]
             self._reward_step(rec.states(deltas), direction, actions, policy_step)
         self.optimizer.apply(gradient, variables)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if self.policies:
+            skipped = tf.add_n([p.skipped_updates.value for p in self.policies])
+            logs["policy_updates_skipped"] = tf.cast(skipped, tf.float32)
+        return logs
 
     def _unscaled(self, loss, scaled_loss):
         """Maps a gradient of ``scaled_loss`` to float32 gradient of ``loss`` (mixed
@@ -368,9 +412,14 @@ def _zero_per_example(t: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(t, tf.float32) * 0.0, axis=list(range(1, t.shape.rank)))
 
 
+def _transforms_in_step(policy: Policy) -> bool:
+    """Whether the policy changes the batch inside the train step."""
+    return type(policy).transform is not Policy.transform
+
+
 def _transform_head(policy: Policy, x, actions, n, policy_step, alternate: bool):
     """``x`` with the policy's transform applied to its first ``n`` examples, on policy steps."""
-    if type(policy).transform is Policy.transform:
+    if not _transforms_in_step(policy):
         return x
 
     def transformed():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import tensorflow as tf
 
 # Under tf.distribute each replica keeps its own batch t (GAR_SPEC §1.4): sync-on-read
@@ -22,7 +25,9 @@ class PendingState:
     The variables are created the first time :meth:`store` is traced (lifted
     out of the graph), with an unknown batch axis so that a smaller final batch
     needs no masking. ``valid`` is False until something was stored, and after
-    :meth:`reset` (start of each ``fit``).
+    :meth:`reset` (start of each ``fit``). The initial values take the batch size
+    of the first batch when it is static: XLA cannot change a variable's shape, so
+    under ``jit_compile`` every batch must have that size.
 
     Two buffers alternate: a step reads the one written last and writes the
     other. In a ``tf.function``, the *shape* of a variable read is not ordered
@@ -37,9 +42,34 @@ class PendingState:
         self._last = _per_replica_variable(0, f"{name}_last")
         self._buffers: tuple[list[tf.Variable], list[tf.Variable]] | None = None
         self._signature: list[tuple] | None = None
+        self._restored: list[np.ndarray] | None = None
 
     def reset(self) -> None:
         self.valid.assign(False)
+
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """The last stored tensors and ``valid``, for a checkpoint: ``{"valid": ..., "0":
+        ...}``. With several replicas (one state each) only ``valid=False`` is kept."""
+        valid = bool(self.valid.numpy()) and tf.distribute.get_strategy().num_replicas_in_sync == 1
+        if not valid or self._buffers is None:
+            return {"valid": np.array(False)}
+        latest = self._buffers[int(self._last.numpy())]
+        return {"valid": np.array(True), **{str(i): v.numpy() for i, v in enumerate(latest)}}
+
+    def restore(self, values: dict[str, np.ndarray]) -> None:
+        """Loads what :meth:`checkpoint` returned; before the variables exist (a new
+        process), they are created from it at the first step."""
+        valid = bool(np.asarray(values.get("valid", False)))
+        tensors = [np.asarray(values[str(i)]) for i in range(len(values) - 1)] if valid else []
+        if valid and self._buffers is not None:
+            if len(tensors) != len(self._buffers[0]):
+                valid = False
+            else:
+                self._last.assign(0)
+                for variable, value in zip(self._buffers[0], tensors):
+                    variable.assign(value)
+        self._restored = tensors if valid and self._buffers is None else None
+        self.valid.assign(valid)
 
     @staticmethod
     def _spec(t: tf.Tensor, batched: bool) -> tuple:
@@ -58,11 +88,14 @@ class PendingState:
                 "and input shapes (except the batch size) at every step."
             )
         if self._buffers is None:
+            initial = self._initial_values(signature)
             with tf.init_scope():
                 self._buffers = tuple(
                     [
                         _per_replica_variable(
-                            tf.zeros([0 if d is None else d for d in shape], dtype),
+                            initial[i]
+                            if buffer == 0 and initial
+                            else tf.zeros([d or 0 for d in tensors[i].shape], dtype),
                             f"{self.name}_{buffer}_{i}",
                             shape=tf.TensorShape(shape),
                         )
@@ -71,6 +104,28 @@ class PendingState:
                     for buffer in (0, 1)
                 )
         return self._buffers
+
+    def _initial_values(self, signature: list[tuple]) -> list[np.ndarray] | None:
+        """The restored tensors if they fit ``signature``, else None (and not valid)."""
+        restored, self._restored = self._restored, None
+        if restored is None:
+            return None
+        fits = len(restored) == len(signature) and all(
+            np.dtype(value.dtype) == dtype.as_numpy_dtype
+            and len(value.shape) == len(shape)
+            and all(d is None or d == n for d, n in zip(shape, value.shape))
+            for value, (dtype, shape) in zip(restored, signature)
+        )
+        if not fits:
+            warnings.warn(
+                f"{self.name}: the restored pending state does not fit this model; the "
+                "first step after the restore gets no reward.",
+                stacklevel=3,
+            )
+            with tf.init_scope():
+                self.valid.assign(False)
+            return None
+        return restored
 
     def store(self, tensors: list[tf.Tensor], batched: list[bool], valid=True) -> None:
         """Keeps ``tensors`` (``batched``: whether axis 0 is the batch, of any size);

@@ -15,6 +15,13 @@ def num_replicas() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def replica_id() -> tf.Tensor:
+    """This replica's index in its sync group (0 without a strategy)."""
+    context = tf.distribute.get_replica_context()
+    index = 0 if context is None else context.replica_id_in_sync_group
+    return tf.cast(index, tf.int32)
+
+
 def all_reduce_sum(tensors: list[tf.Tensor]) -> list[tf.Tensor]:
     """``sum over replicas`` of each tensor (they are returned as is with one replica)."""
     context = tf.distribute.get_replica_context()

@@ -53,3 +53,26 @@ def test_baselines_run_in_tf_data_and_are_deterministic():
         assert first.dtype == np.uint8 and first.shape == images.shape
         np.testing.assert_array_equal(first, again)
         assert not np.array_equal(first, images)
+
+
+def test_crop_flip_is_a_uniform_crop_of_the_padded_image_maybe_mirrored():
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, size=(400, 6, 5, 1)).astype(np.float32)
+    out = baselines.crop_flip(images, SEED, pad=2).numpy()
+    padded = np.pad(images, [(0, 0), (2, 2), (2, 2), (0, 0)])
+    seen = []
+    for image, result in zip(padded, out):
+        matches = [
+            (dy, dx, flip)
+            for dy in range(5)
+            for dx in range(5)
+            for flip in (False, True)
+            if np.array_equal(
+                result, (lambda c: c[:, ::-1] if flip else c)(image[dy : dy + 6, dx : dx + 5])
+            )
+        ]
+        assert len(matches) == 1
+        seen.append(matches[0])
+    dy, dx, flip = map(np.array, zip(*seen))
+    assert _chi2(dy, 5) < 18.5 and _chi2(dx, 5) < 18.5  # 4 degrees of freedom, p = 0.001
+    assert 0.4 < flip.mean() < 0.6

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from gar_tf import augment
 from gar_tf.policies.base import Policy
+from gar_tf.replicas import replica_id
 
 
 def member_of(batch_size, members: int) -> tf.Tensor:
@@ -124,15 +125,30 @@ class AugmentationPolicy(Policy):
                 name="op_logits", shape=(ensemble, n), initializer="zeros", trainable=False
             )
         self.level_logits = self.add_policy_weight("level_logits", (ensemble, n, num_levels))
-        self._seeds = keras.random.SeedGenerator(seed)
+        # The draws' RNG state is a weight, so that checkpoints resume the same stream.
+        self.rng_state = keras.Variable(  # tracked as a non-trainable weight
+            np.array([np.random.randint(2**31 - 1) if seed is None else seed, 0], np.int64),
+            trainable=False,
+            synchronization="on_read",  # replicas advance it locally, also inside tf.cond
+            aggregation="only_first_replica",
+            name="rng_state",
+        )
         self.build_optimizer()
 
     def _logits(self):
         return self.count_logits.value, self.op_logits.value, self.level_logits.value
 
+    def _next_seed(self) -> tf.Tensor:
+        """The next seed of the stream, distinct per replica (each draws its own)."""
+        seed = self.rng_state.value
+        self.rng_state.assign_add(tf.constant([0, 1], tf.int64))
+        return seed + tf.stack(
+            [tf.cast(replica_id(), tf.int64) * 1_000_003, tf.constant(0, tf.int64)]
+        )
+
     def sample(self, batch_size, seed=None) -> tf.Tensor:
         """Actions ``[B, 1 + 2 max_ops]`` (``n - 1``, ops, levels); stateless given ``seed``."""
-        seed = self._seeds.next() if seed is None else seed
+        seed = self._next_seed() if seed is None else seed
         return sample_actions(*self._logits(), batch_size, seed)
 
     def log_prob(self, actions: tf.Tensor) -> tf.Tensor:
@@ -161,7 +177,7 @@ class AugmentationPolicy(Policy):
         """Applies each example's ops at their levels (the ± signs from the seed stream)."""
         _, ops, levels = active_ops(tf.cast(actions, tf.int32), self.max_ops)
         return augment.apply_ops(
-            x, ops, levels, self.space, self.num_levels, seed=self._seeds.next()
+            x, ops, levels, self.space, self.num_levels, seed=self._next_seed()
         )
 
     def augment(self, images, seed) -> tf.Tensor:

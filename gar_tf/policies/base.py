@@ -54,6 +54,9 @@ class Policy(keras.layers.Layer, abc.ABC):
         self.groups = int(groups)
         self.entropy_weight = float(entropy_weight)
         self.in_pipeline = bool(in_pipeline)
+        #: Print a warning when an update is skipped (XLA cannot print: GARModel turns
+        #: it off under ``jit_compile``; the skip still counts in ``skipped_updates``).
+        self.warn_on_skip = True
         self._policy_weights: list[keras.Variable] = []
         self.skipped_updates = self.add_weight(
             shape=(),
@@ -143,5 +146,6 @@ class Policy(keras.layers.Layer, abc.ABC):
                 output_stream=sys.stderr,
             )
 
-        tf.cond(skipped, warn, lambda: None)
+        if self.warn_on_skip:
+            tf.cond(skipped, warn, lambda: None)
         self.skipped_updates.assign_add(tf.cast(skipped, tf.int64))
