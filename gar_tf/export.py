@@ -103,13 +103,15 @@ def load_policy(path: str | Path, seed: int | None = None) -> AugmentationPolicy
     try:
         summary = json.loads(summary_file.read_text())
         version, config = summary["format_version"], summary["config"]
+        if not isinstance(config, dict):
+            raise TypeError(f"config is a {type(config).__name__}, not an object")
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(
             f"Corrupt policy export at {path}: {SUMMARY_FILE} is unreadable ({err})."
         ) from err
     if version != FORMAT_VERSION:
         raise ValueError(
-            f"The policy at {path} has format version {version}; this gar_tf reads "
+            f"The policy at {path} has format version {version!r}; this gar_tf reads "
             f"version {FORMAT_VERSION}. Re-export it with a matching gar_tf."
         )
     try:
@@ -119,7 +121,13 @@ def load_policy(path: str | Path, seed: int | None = None) -> AugmentationPolicy
         raise ValueError(
             f"Corrupt policy export at {path}: cannot load the SavedModel ({err})."
         ) from err
-    policy = _FrozenAugmentationPolicy(**config, seed=seed)
+    try:
+        policy = _FrozenAugmentationPolicy(**config, seed=seed)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"Corrupt or incompatible policy export at {path}: its config cannot build a "
+            f"policy here ({err})."
+        ) from err
     for variable, value in zip(
         (policy.count_logits, policy.op_logits, policy.level_logits), logits
     ):

@@ -173,6 +173,12 @@ class GARModel(keras.Model):
         for p in self.policies:
             p.warn_on_skip = not self.jit_compile
 
+    def compile_from_config(self, config) -> None:
+        # Keras skips a custom compile() when loading; this one only adds checks.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a tf.distribute strategy Keras builds from one batch, which it first
         # averages over replicas; MultiWorkerMirroredStrategy cannot (keras-team/keras
@@ -344,7 +350,8 @@ class GARModel(keras.Model):
         rewards = rewards[: tf.shape(rewards)[0] - self.clean_size]
         for p in self.policies:
             p.update(rewards, actions[p.name], active=active)
-        active = tf.logical_and(tf.convert_to_tensor(active), tf.size(rewards) > 0)
+        finite = tf.reduce_all(tf.math.is_finite(rewards))
+        active = tf.logical_and(tf.convert_to_tensor(active), tf.size(rewards) > 0) & finite
         weight = tf.cast(active, tf.float32)
         for metric, value in (
             (self.reward_mean, tf.reduce_mean(rewards)),

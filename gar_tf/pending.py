@@ -137,8 +137,9 @@ class PendingState:
                 variable.assign(t)
 
         tf.cond(self._last == 0, lambda: write(buffers[1]), lambda: write(buffers[0]))
-        self._last.assign(1 - self._last)
-        self.valid.assign(valid)
+        with tf.control_dependencies(tensors):  # a step that fails keeps the last state
+            self._last.assign(1 - self._last)
+            self.valid.assign(valid)
 
     def read(self, like: list[tf.Tensor], batched: list[bool]) -> list[tf.Tensor]:
         """The stored tensors; ``like`` are this step's tensors of the same structure."""
