@@ -300,8 +300,13 @@ def plot_bars(rows: dict, path: Path, title: str) -> None:
     for i, c in enumerate(names):
         ax.plot([i] * len(rows[c]["per_seed"]), rows[c]["per_seed"], "k.", ms=4)
     ax.set_xticks(range(len(names)), labels=[LABELS[c] for c in names], rotation=15, fontsize=8)
-    low = min(min(rows[c]["per_seed"]) for c in names)
-    ax.set_ylim(max(0.0, low - 0.02), min(1.0, max(means) + 0.01))
+    low = min(
+        min(rows[c]["per_seed"] + [rows[c]["accuracy"] - rows[c]["accuracy_std"]]) for c in names
+    )
+    high = max(
+        max(rows[c]["per_seed"] + [rows[c]["accuracy"] + rows[c]["accuracy_std"]]) for c in names
+    )
+    ax.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.01))
     ax.set_ylabel("test accuracy (10,000 images)")
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
@@ -312,7 +317,9 @@ def plot_bars(rows: dict, path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    command = "python benchmarks/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(
+        ["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     out = Path(args.out or f"docs/results/quality_{args.dataset}")
     runs_dir = Path(args.runs_dir or f"{out}_runs")
     runs_dir.mkdir(parents=True, exist_ok=True)
