@@ -16,8 +16,8 @@ from gar_tf.policies import Policy
 from gar_tf.replicas import all_reduce_sum
 
 REWARDS = ("next", "same", "next-minus-current")
-_PENDING_KEY = "gar_pending_"
 CLEAN_COMPARISONS = (None, "alternate", "slice")
+_PENDING_KEY = "gar_pending_"  # prefix of the pending state's entries in a checkpoint
 
 
 def unpack_data(data):
@@ -341,7 +341,7 @@ class GARModel(keras.Model):
         rewards = tf.cond(
             valid,
             lambda: self.engine.alignment(old_states, comparison),
-            lambda: _zero_per_example(first),
+            lambda: tf.zeros(tf.shape(first)[:1]),
         )
         self._use_rewards(rewards, old_actions, valid)
         self._pending.store(now, batched, valid=policy_step)
@@ -411,12 +411,6 @@ def _first_replica(strategy: tf.distribute.Strategy, value):
     if isinstance(value, tf.distribute.DistributedValues):
         return strategy.experimental_local_results(value)[0]
     return value
-
-
-def _zero_per_example(t: tf.Tensor) -> tf.Tensor:
-    """float32 zeros ``[B]`` for a batched ``t``, computed from its values: ``tf.shape``
-    of a pending read is unreliable (see :class:`gar_tf.pending.PendingState`)."""
-    return tf.reduce_sum(tf.cast(t, tf.float32) * 0.0, axis=list(range(1, t.shape.rank)))
 
 
 def _transforms_in_step(policy: Policy) -> bool:

@@ -20,7 +20,6 @@ import tensorflow as tf
 
 MODE = sys.argv[1]
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-FIT = "--fit" in sys.argv
 BATCH = 128
 
 if MODE == "mirrored":
@@ -35,8 +34,6 @@ else:
 import keras  # noqa: E402
 
 import gar_tf  # noqa: E402
-
-keras.config.disable_traceback_filtering()
 
 RECORDED: list[tuple[int, list[float], list[int]]] = []
 
@@ -81,7 +78,6 @@ def main() -> dict:
     if MODE == "multiworker":
         # Keras 3 `fit` cannot reduce its logs under MultiWorkerMirroredStrategy
         # (keras-team/keras#20585), for any model: drive train_step with strategy.run.
-        model.fit(data.take(1), epochs=1, verbose=0) if FIT else None
         step = tf.function(lambda batch: STRATEGY.run(model.train_step, args=(batch,)))
         for batch in STRATEGY.experimental_distribute_dataset(data):
             step(batch)
