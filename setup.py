@@ -11,15 +11,19 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    # keras>=3.13 requires Python >=3.11 (TensorFlow 2.16 has wheels up to 3.12, 2.21 up to 3.13).
+    python_requires=">=3.11",
     packages=find_packages(include=["gar_tf", "gar_tf.*"]),
+    # Upper bounds are the first release series not tested: tox -e lowest runs the suite on the
+    # lower bounds (TF 2.16.2, Keras 3.15.0, numpy 1.26), tox -e highest on TF 2.21.0 and
+    # Keras 3.15.1.
+    # Raise a bound only after `tox -e highest` passes with the new release pinned there.
     install_requires=[
-        "tensorflow>=2.16",
-        "keras>=3.15",
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.15,<3.16",
         "numpy>=1.26",
         "tensorboard>=2.16",
         "tensorflow-datasets>=4.9.10",
-        "importlib_resources>=6.0",
         "matplotlib>=3.8",
     ],
     extras_require={

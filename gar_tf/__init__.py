@@ -5,6 +5,8 @@ from gar_tf.alignment import (
     DEFAULT_EXCLUDED,
     AlignmentEngine,
     LayerRule,
+    RuleRegistry,
+    default_rules,
     per_example_alignment,
     register_rule,
 )
@@ -26,6 +28,8 @@ __all__ = [
     "AugmentationPolicy",
     "GARModel",
     "LayerRule",
+    "RuleRegistry",
+    "default_rules",
     "Policy",
     "export_policy",
     "load_policy",

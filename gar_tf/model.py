@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.losses import loss as _keras_loss
 
-from gar_tf.alignment import DEFAULT_EXCLUDED, AlignmentEngine
+from gar_tf import _compat
+from gar_tf.alignment import DEFAULT_EXCLUDED, AlignmentEngine, RuleRegistry
 from gar_tf.alignment.engine import SIMILARITIES
 from gar_tf.pending import PendingState
 from gar_tf.policies import Policy
@@ -39,7 +39,7 @@ def unpack_data(data):
 
 
 @keras.saving.register_keras_serializable(package="gar_tf")
-class GARModel(keras.Model):
+class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     """Trains ``backbone`` as usual and, in the same step, its policies by GAR.
 
     Step t+1 (GAR_SPEC §6): forward/backward on batch t+1 at the current weights
@@ -73,6 +73,8 @@ class GARModel(keras.Model):
         exclude: layer types whose weights stay out of the reward
             (default: normalisation layers, as in the reference).
         strict: raise for layers without a rule instead of the exact fallback.
+        rules: the alignment :class:`gar_tf.RuleRegistry` (default: the process-wide
+            one). Not saved with the model: a loaded model uses the process-wide one.
 
     ``G`` is the gradient of the compiled loss (including regularisation losses)
     before the optimizer's own clipping and weight decay.
@@ -89,6 +91,7 @@ class GARModel(keras.Model):
         compute_rewards: bool = True,
         exclude: Sequence[type] = DEFAULT_EXCLUDED,
         strict: bool = False,
+        rules: RuleRegistry | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -126,6 +129,7 @@ class GARModel(keras.Model):
         self.compute_rewards = compute_rewards
         self.exclude = tuple(exclude)
         self.strict = strict
+        self.rules = rules
         self.reward_mean = keras.metrics.Mean(name="reward_mean")
         self.reward_std = keras.metrics.Mean(name="reward_std")
         self.reward_positive = keras.metrics.Mean(name="reward_positive")
@@ -150,7 +154,11 @@ class GARModel(keras.Model):
         variables = [id(v) for v in self.backbone.trainable_variables]
         if self._engine is None or self._engine_variables != variables:
             self._engine = AlignmentEngine(
-                self.backbone, exclude=self.exclude, strict=self.strict, similarity=self.similarity
+                self.backbone,
+                exclude=self.exclude,
+                strict=self.strict,
+                similarity=self.similarity,
+                rules=self.rules,
             )
             self._engine_variables = variables
         return self._engine
@@ -179,24 +187,9 @@ class GARModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a tf.distribute strategy Keras builds from one batch, which it first
-        # averages over replicas; MultiWorkerMirroredStrategy cannot (keras-team/keras
-        # #20585). Shapes are all the build needs: take the first replica's batch.
-        if iterator is not None and data_batch is None and self._distribute_strategy:
-            for _, _, batches in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda v: _first_replica(self.distribute_strategy, v), next(batches)
-                )
-                break
-            iterator = None
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    def _symbolic_build(self, iterator=None, data_batch=None):
+    def batch_for_build(self, data_batch):
         # The build reads (x, y, sample_weight) only: drop the actions.
-        if data_batch is not None:
-            data_batch = unpack_data(data_batch)[:3]
-        return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+        return unpack_data(data_batch)[:3]
 
     def save_own_variables(self, store) -> None:
         """Adds the pending batch-t state to the model's weights and checkpoints, so
@@ -266,11 +259,9 @@ class GARModel(keras.Model):
                 outputs = rec.outputs
             else:
                 y_pred, outputs = self(x, training=True), []
-            loss = self._compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
-            self._loss_tracker.update_state(
-                _keras_loss.unscale_loss_for_distribution(loss), sample_weight=batch
+            loss = _compat.compute_loss(self, x, y, y_pred, sample_weight)
+            _compat.loss_tracker(self).update_state(
+                _compat.unscale_loss_for_distribution(loss), sample_weight=batch
             )
             scaled_loss = self.optimizer.scale_loss(loss)
             if self.clean_size:
@@ -306,7 +297,7 @@ class GARModel(keras.Model):
         mask = tf.cast(tf.range(batch) >= batch - self.clean_size, tf.float32)
         if sample_weight is not None:
             mask = mask * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-        loss = self._compile_loss(y, y_pred, mask)
+        loss = _compat.compiled_loss(self, y, y_pred, mask)
         return loss * tf.cast(batch, loss.dtype) / self.clean_size
 
     def _reward_step(self, states, direction, actions, policy_step) -> None:
@@ -404,13 +395,6 @@ def _dense(variables, grads) -> list[tf.Tensor]:
     return [
         tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for v, g in zip(variables, grads)
     ]
-
-
-def _first_replica(strategy: tf.distribute.Strategy, value):
-    """The first local replica's component of a distributed value, else the value."""
-    if isinstance(value, tf.distribute.DistributedValues):
-        return strategy.experimental_local_results(value)[0]
-    return value
 
 
 def _transforms_in_step(policy: Policy) -> bool:

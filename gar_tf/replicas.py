@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from gar_tf._compat import strategy_supports_no_merge_call
+
 
 def num_replicas() -> int:
     """Replicas in sync under the current strategy (1 without one)."""
@@ -52,11 +54,7 @@ def apply_if(
         optimizer.apply(grads, variables)
 
     context = tf.distribute.get_replica_context()
-    if (
-        context is None
-        or not tf.distribute.has_strategy()
-        or tf.__internal__.distribute.strategy_supports_no_merge_call()
-    ):
+    if context is None or not tf.distribute.has_strategy() or strategy_supports_no_merge_call():
         tf.cond(condition, lambda: apply(grads), lambda: None)
         return
 

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
-from keras.src.backend import AutocastScope  # no public path in Keras 3.15
 
+from gar_tf._compat import autocast_scope
 from gar_tf.alignment.plan import DEFAULT_EXCLUDED, Plan, Unit, build_plan
+from gar_tf.alignment.registry import RuleRegistry
 from gar_tf.alignment.tap import CallState, Recording, loss_facing, recording
 
 SIMILARITIES = ("dot", "cosine")
@@ -43,7 +44,9 @@ class AlignmentEngine:
         strict: raise instead of using the exact fallback for layers with
             trainable weights and no registered rule.
         similarity: ``"dot"`` (GAR_SPEC §1.1) or ``"cosine"``, computed per
-            weight tensor and summed over tensors (GAR_SPEC §1.3).
+            weight tensor and summed over tensors (docs/method.md §3).
+        rules: the :class:`RuleRegistry` to use (default: the process-wide one;
+            ``gar_tf.default_rules()`` gives a copy to scope additions).
     """
 
     def __init__(
@@ -53,12 +56,13 @@ class AlignmentEngine:
         exclude: tuple[type, ...] = DEFAULT_EXCLUDED,
         strict: bool = False,
         similarity: str = "dot",
+        rules: RuleRegistry | None = None,
     ) -> None:
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
         self.model = model
         self.similarity = similarity
-        self.plan: Plan = build_plan(model, tuple(exclude), strict)
+        self.plan: Plan = build_plan(model, tuple(exclude), strict, rules)
         if similarity == "cosine" and self.plan.fallback_layers:
             names = ", ".join(layer.name for layer in self.plan.fallback_layers)
             raise ValueError(
@@ -214,7 +218,7 @@ def _autocast(layer):
     """The variable autocast ``Layer.__call__`` would set up (``stateless_call`` does
     not): mixed-precision layers compute in ``compute_dtype``."""
     if layer.autocast and layer.compute_dtype != layer.variable_dtype:
-        return AutocastScope(layer.compute_dtype)
+        return autocast_scope(layer.compute_dtype)
     return contextlib.nullcontext()
 
 
@@ -279,6 +283,7 @@ def per_example_alignment(
     similarity: str = "dot",
     exclude: tuple[type, ...] = DEFAULT_EXCLUDED,
     strict: bool = False,
+    rules: RuleRegistry | None = None,
 ) -> tf.Tensor:
     """Each example's share of ``<grad L, direction>``, shape [B], float32.
 
@@ -296,7 +301,9 @@ def per_example_alignment(
     _check_batched(model, x, y)
     if not model.built:
         model(x, training=False)
-    engine = AlignmentEngine(model, exclude=exclude, strict=strict, similarity=similarity)
+    engine = AlignmentEngine(
+        model, exclude=exclude, strict=strict, similarity=similarity, rules=rules
+    )
     engine.check_direction(direction)
     rec: Recording
     with tf.GradientTape() as tape:

@@ -1,4 +1,4 @@
-"""Which weights of a model the engine covers, and how (GAR_SPEC §1.1).
+"""Which weights of a model the engine covers, and how (docs/method.md §2).
 
 Each layer that owns trainable weights (not through a sublayer) becomes one
 unit: a registered rule, the exact fallback, or excluded. Normalisation layers
@@ -12,8 +12,9 @@ import dataclasses
 
 import keras
 
-from gar_tf.alignment import rules as _builtin_rules  # noqa: F401  (registers them)
-from gar_tf.alignment.registry import LayerRule, rule_for
+from gar_tf._compat import sublayers
+from gar_tf.alignment.registry import LayerRule, RuleRegistry
+from gar_tf.alignment.rules import registered_rules
 
 DEFAULT_EXCLUDED: tuple[type, ...] = tuple(
     getattr(keras.layers, name)
@@ -69,7 +70,7 @@ class Plan:
 
 
 def _sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    return [] if isinstance(layer, _OPAQUE) else list(layer._layers)
+    return [] if isinstance(layer, _OPAQUE) else sublayers(layer)
 
 
 def _own_trainable_weights(layer: keras.layers.Layer) -> list[keras.Variable]:
@@ -81,8 +82,10 @@ def build_plan(
     model: keras.layers.Layer,
     exclude: tuple[type, ...] = DEFAULT_EXCLUDED,
     strict: bool = False,
+    rules: RuleRegistry | None = None,
 ) -> Plan:
-    """Walks ``model`` and assigns every trainable weight to one unit.
+    """Walks ``model`` and assigns every trainable weight to one unit, using ``rules``
+    (default: the process-wide registry, see ``gar_tf.alignment.rules``).
 
     Raises:
         ValueError: the model is not built, or ``strict`` is set and some layer
@@ -93,6 +96,7 @@ def build_plan(
             f"Model {model.name!r} is not built. Call it on a batch (or build it) "
             "before computing alignments."
         )
+    rules = registered_rules() if rules is None else rules
     units, excluded, unsupported = [], [], []
     seen = set()
     stack = [model]
@@ -108,7 +112,7 @@ def build_plan(
         if isinstance(layer, exclude):
             excluded.append(layer)
             continue
-        rule = rule_for(layer)
+        rule = rules.rule_for(layer)
         if rule is None:
             unsupported.append(layer)
         units.append(

@@ -1,16 +1,17 @@
-"""The rule registry: one small rule per layer type (GAR_SPEC §1.2).
+"""Rule registries: one small rule per layer type (docs/method.md §2).
 
 A rule gives, for a layer whose pre-activation output ``z`` is linear in each of
 its weights, the directional derivative ``dz[W](V)`` of ``z`` along a direction
 ``V`` for that weight. The engine turns it into the per-example reward
 ``r_i = sum(delta_i * dz_i)`` with ``delta = dL/dz``, so no per-example gradient is
-ever built.
+ever built. A :class:`RuleRegistry` maps layer types to rules; the built-in ones
+are in ``rules/``, one module per layer family.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import keras
 import tensorflow as tf
@@ -45,60 +46,78 @@ class LayerRule:
     needs_weights: bool = False
 
 
-_RULES: dict[type, LayerRule] = {}
+class RuleRegistry:
+    """Layer type -> :class:`LayerRule`. A type has one rule: registering a second one
+    raises unless ``replace=True`` (as ``gar_tf.augment.register_op`` does for ops)."""
 
+    def __init__(self, rules: Mapping[type, LayerRule] | Iterable[RuleRegistry] = ()) -> None:
+        self._rules: dict[type, LayerRule] = {}
+        if isinstance(rules, Mapping):
+            self._rules.update(rules)
+        else:
+            for registry in rules:
+                for layer_type, rule in registry.items():
+                    self.add(layer_type, rule)
 
-def register_rule(
-    layer_type: type,
-    *,
-    weights: tuple[str, ...] | list[str],
-    activation: str | None = "activation",
-    needs_weights: bool = False,
-) -> Callable[[TangentFn], TangentFn]:
-    """Registers ``fn`` as the alignment rule for ``layer_type`` (decorator).
+    def items(self):
+        return self._rules.items()
 
-    Example, for a layer computing ``z = x @ kernel * scale`` with a fixed scale::
+    def __contains__(self, layer_type: type) -> bool:
+        return layer_type in self._rules
 
-        @gar_tf.register_rule(ScaledDense, weights=("kernel",), activation=None)
-        def _scaled_dense(layer, inputs, direction, weights):
-            return {"kernel": inputs @ direction["kernel"] * layer.scale}
+    def __len__(self) -> int:
+        return len(self._rules)
 
-    A subclass of ``layer_type`` uses the rule only if it does not override
-    ``call``; otherwise it gets its own rule or the exact fallback.
-    """
+    def copy(self) -> RuleRegistry:
+        return RuleRegistry(dict(self._rules))
 
-    def decorator(fn: TangentFn) -> TangentFn:
-        _RULES[layer_type] = LayerRule(
-            tangents=fn,
-            weights=tuple(weights),
-            activation=activation,
-            needs_weights=needs_weights,
-        )
-        return fn
+    def add(self, layer_type: type, rule: LayerRule, replace: bool = False) -> None:
+        """Adds ``rule`` for ``layer_type``; an existing rule is kept unless ``replace``."""
+        if layer_type in self._rules and not replace:
+            raise ValueError(
+                f"A rule for {layer_type.__name__} is already registered; pass "
+                "replace=True to replace it."
+            )
+        self._rules[layer_type] = rule
 
-    return decorator
+    def register(
+        self,
+        layer_type: type,
+        *,
+        weights: tuple[str, ...] | list[str],
+        activation: str | None = "activation",
+        needs_weights: bool = False,
+        replace: bool = False,
+    ) -> Callable[[TangentFn], TangentFn]:
+        """Decorator: registers ``fn`` as the rule for ``layer_type`` (see :class:`LayerRule`)."""
 
+        def decorator(fn: TangentFn) -> TangentFn:
+            rule = LayerRule(fn, tuple(weights), activation, needs_weights)
+            self.add(layer_type, rule, replace=replace)
+            return fn
 
-def rule_for(layer: keras.layers.Layer) -> LayerRule | None:
-    """The rule that applies to ``layer`` as it is now, or None.
+        return decorator
 
-    None when no class in its MRO has a rule, when it overrides that class's
-    ``call``, when it has trainable weights the rule does not cover, or when LoRA
-    or quantisation changes what its weights mean.
-    """
-    for cls in type(layer).__mro__:
-        if cls in _RULES:
-            rule = _RULES[cls]
-            if type(layer).call is not cls.call:
-                return None
-            break
-    else:
-        return None
-    if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
-        return None
-    names = {w.name for w in layer.trainable_weights}
-    if not names <= set(rule.weights):
-        return None
-    if rule.activation is not None and not hasattr(layer, rule.activation):
-        return None
-    return rule
+    def rule_for(self, layer: keras.layers.Layer) -> LayerRule | None:
+        """The rule that applies to ``layer`` as it is now, or None.
+
+        None when no class in its MRO has a rule, when it overrides that class's
+        ``call``, when it has trainable weights the rule does not cover, or when LoRA
+        or quantisation changes what its weights mean.
+        """
+        for cls in type(layer).__mro__:
+            if cls in self._rules:
+                rule = self._rules[cls]
+                if type(layer).call is not cls.call:
+                    return None
+                break
+        else:
+            return None
+        if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+            return None
+        names = {w.name for w in layer.trainable_weights}
+        if not names <= set(rule.weights):
+            return None
+        if rule.activation is not None and not hasattr(layer, rule.activation):
+            return None
+        return rule

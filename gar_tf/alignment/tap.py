@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from gar_tf._compat import keras_logits
 from gar_tf.alignment.plan import Plan, Unit
 
 
@@ -112,7 +113,7 @@ def weight_snapshot(variables: list[keras.Variable]) -> list[tf.Tensor]:
 def loss_facing(t: tf.Tensor) -> tf.Tensor:
     """The tensor a Keras loss differentiates through: the logits behind a softmax or
     sigmoid output (Keras losses read them directly), else ``t`` itself."""
-    logits = getattr(t, "_keras_logits", None)
+    logits = keras_logits(t)
     if logits is not None:
         return logits
     op = None if tf.executing_eagerly() else getattr(t, "op", None)

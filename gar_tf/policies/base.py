@@ -8,6 +8,7 @@ import sys
 import keras
 import tensorflow as tf
 
+from gar_tf._compat import optimizer_strategy
 from gar_tf.policies.reinforce import reinforce_loss, standardise
 from gar_tf.replicas import all_reduce_sum, apply_if, num_replicas
 
@@ -96,7 +97,7 @@ class Policy(keras.layers.Layer, abc.ABC):
     def build_optimizer(self) -> None:
         """Creates the optimizer's slots now, outside any traced function."""
         strategy = tf.distribute.get_strategy()
-        if getattr(self.policy_optimizer, "_distribution_strategy", strategy) is not strategy:
+        if optimizer_strategy(self.policy_optimizer) not in (None, strategy):
             raise ValueError(
                 f"The policy_optimizer of {self.name!r} was created outside the "
                 "tf.distribute strategy scope its policy lives in; create the policy and its "

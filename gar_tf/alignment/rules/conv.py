@@ -1,4 +1,4 @@
-"""Rules for the convolution family (GAR_SPEC §1.2).
+"""Rules for the convolution family (docs/method.md §2).
 
 ``z = conv(x, K) + b`` is linear in ``K``, so ``dz = conv(x, V_K) + V_b`` with
 exactly the layer's own strides, padding, dilation and groups. Separable conv is
@@ -7,7 +7,10 @@ bilinear in its two kernels: ``dz = sep(x, V_D, P) + sep(x, D, V_P) + V_b``.
 
 from keras import layers, ops
 
-from gar_tf.alignment.registry import register_rule
+from gar_tf._compat import causal_padding
+from gar_tf.alignment.registry import RuleRegistry
+
+RULES = RuleRegistry()
 
 
 def _bias(layer, direction):
@@ -28,87 +31,60 @@ def _with_bias(layer, direction, kernel_tangent):
     return tangents
 
 
-@register_rule(layers.Conv2D, weights=("kernel", "bias"))
-@register_rule(layers.Conv3D, weights=("kernel", "bias"))
+@RULES.register(layers.Conv2D, weights=("kernel", "bias"))
+@RULES.register(layers.Conv3D, weights=("kernel", "bias"))
 def _conv(layer, inputs, direction, weights):
     return _with_bias(layer, direction, lambda v: layer.convolution_op(inputs, v))
 
 
-@register_rule(layers.Conv1D, weights=("kernel", "bias"))
+def _keywords(layer, padding=None) -> dict:
+    """The layer's own strides, padding, dilation and data format, as ``ops`` keywords."""
+    return dict(
+        strides=layer.strides,
+        padding=padding or layer.padding,
+        dilation_rate=layer.dilation_rate,
+        data_format=layer.data_format,
+    )
+
+
+@RULES.register(layers.Conv1D, weights=("kernel", "bias"))
 def _conv1d(layer, inputs, direction, weights):
-    padding = layer.padding
-    if padding == "causal":
-        inputs = ops.pad(inputs, layer._compute_causal_padding())
+    padding = None
+    if layer.padding == "causal":
+        inputs = ops.pad(inputs, causal_padding(layer))
         padding = "valid"
-
-    def kernel_tangent(v):
-        return ops.conv(
-            inputs,
-            v,
-            strides=list(layer.strides),
-            padding=padding,
-            dilation_rate=layer.dilation_rate,
-            data_format=layer.data_format,
-        )
-
-    return _with_bias(layer, direction, kernel_tangent)
+    keywords = _keywords(layer, padding)
+    return _with_bias(layer, direction, lambda v: ops.conv(inputs, v, **keywords))
 
 
-@register_rule(layers.Conv1DTranspose, weights=("kernel", "bias"))
-@register_rule(layers.Conv2DTranspose, weights=("kernel", "bias"))
-@register_rule(layers.Conv3DTranspose, weights=("kernel", "bias"))
+@RULES.register(layers.Conv1DTranspose, weights=("kernel", "bias"))
+@RULES.register(layers.Conv2DTranspose, weights=("kernel", "bias"))
+@RULES.register(layers.Conv3DTranspose, weights=("kernel", "bias"))
 def _conv_transpose(layer, inputs, direction, weights):
-    def kernel_tangent(v):
-        return ops.conv_transpose(
-            inputs,
-            v,
-            strides=list(layer.strides),
-            padding=layer.padding,
-            output_padding=layer.output_padding,
-            dilation_rate=layer.dilation_rate,
-            data_format=layer.data_format,
-        )
-
-    return _with_bias(layer, direction, kernel_tangent)
+    keywords = dict(_keywords(layer), output_padding=layer.output_padding)
+    return _with_bias(layer, direction, lambda v: ops.conv_transpose(inputs, v, **keywords))
 
 
-@register_rule(layers.DepthwiseConv1D, weights=("kernel", "bias"))
-@register_rule(layers.DepthwiseConv2D, weights=("kernel", "bias"))
+@RULES.register(layers.DepthwiseConv1D, weights=("kernel", "bias"))
+@RULES.register(layers.DepthwiseConv2D, weights=("kernel", "bias"))
 def _depthwise(layer, inputs, direction, weights):
-    def kernel_tangent(v):
-        return ops.depthwise_conv(
-            inputs,
-            v,
-            strides=layer.strides,
-            padding=layer.padding,
-            dilation_rate=layer.dilation_rate,
-            data_format=layer.data_format,
-        )
-
-    return _with_bias(layer, direction, kernel_tangent)
+    keywords = _keywords(layer)
+    return _with_bias(layer, direction, lambda v: ops.depthwise_conv(inputs, v, **keywords))
 
 
-@register_rule(
+@RULES.register(
     layers.SeparableConv1D,
     weights=("depthwise_kernel", "pointwise_kernel", "bias"),
     needs_weights=True,
 )
-@register_rule(
+@RULES.register(
     layers.SeparableConv2D,
     weights=("depthwise_kernel", "pointwise_kernel", "bias"),
     needs_weights=True,
 )
 def _separable(layer, inputs, direction, weights):
     def separable(depthwise, pointwise):
-        return ops.separable_conv(
-            inputs,
-            depthwise,
-            pointwise,
-            strides=layer.strides,
-            padding=layer.padding,
-            dilation_rate=layer.dilation_rate,
-            data_format=layer.data_format,
-        )
+        return ops.separable_conv(inputs, depthwise, pointwise, **_keywords(layer))
 
     tangents = {}
     if "depthwise_kernel" in direction:

@@ -1,11 +1,13 @@
-"""Rules for Dense and EinsumDense: ``z = x W + b`` so ``dz = x V_W + V_b`` (GAR_SPEC §1.2)."""
+"""Rules for Dense and EinsumDense: ``z = x W + b`` so ``dz = x V_W + V_b`` (docs/method.md §2)."""
 
 from keras import layers, ops
 
-from gar_tf.alignment.registry import register_rule
+from gar_tf.alignment.registry import RuleRegistry
+
+RULES = RuleRegistry()
 
 
-@register_rule(layers.Dense, weights=("kernel", "bias"))
+@RULES.register(layers.Dense, weights=("kernel", "bias"))
 def _dense(layer, inputs, direction, weights):
     tangents = {}
     if "kernel" in direction:
@@ -15,7 +17,7 @@ def _dense(layer, inputs, direction, weights):
     return tangents
 
 
-@register_rule(layers.EinsumDense, weights=("kernel", "bias"))
+@RULES.register(layers.EinsumDense, weights=("kernel", "bias"))
 def _einsum_dense(layer, inputs, direction, weights):
     tangents = {}
     if "kernel" in direction:
