@@ -14,7 +14,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from gar_tf.policies.augmentation import AugmentationPolicy, augment_with
+from gar_tf.augment.sampling import augment_with
+from gar_tf.policies.augmentation import AugmentationPolicy
 
 FORMAT_VERSION = 1
 SUMMARY_FILE = "policy.json"

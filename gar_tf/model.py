@@ -1,4 +1,4 @@
-"""GARModel: a Keras model whose train step also computes GAR rewards (GAR_SPEC §1, §6, §7)."""
+"""GARModel: a Keras model whose train step also computes GAR rewards (docs/method.md §1, §7)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from gar_tf.alignment.engine import SIMILARITIES
 from gar_tf.pending import PendingState
 from gar_tf.policies import Policy
 from gar_tf.replicas import all_reduce_sum
+from gar_tf.reward import RewardMode, StepRecord, rewards
 
-REWARDS = ("next", "same", "next-minus-current")
-CLEAN_COMPARISONS = (None, "alternate", "slice")
 _PENDING_KEY = "gar_pending_"  # prefix of the pending state's entries in a checkpoint
 
 
@@ -42,7 +41,7 @@ def unpack_data(data):
 class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     """Trains ``backbone`` as usual and, in the same step, its policies by GAR.
 
-    Step t+1 (GAR_SPEC §6): forward/backward on batch t+1 at the current weights
+    Step t+1 (docs/method.md §7): forward/backward on batch t+1 at the current weights
     gives the raw gradient ``G_{t+1}`` and the per-layer state of batch t+1; the
     rewards of batch t are ``r_i = <g_i, G_{t+1}>`` from the state kept at step t;
     each policy gets ``update(rewards, actions of batch t)``; then the optimizer
@@ -56,11 +55,11 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         policies: :class:`gar_tf.Policy` instances with distinct names.
         reward: ``"next"`` (default) aligns batch t with ``G_{t+1}``; ``"same"``
             with its own batch gradient ``G_t``; ``"next-minus-current"`` with
-            ``G_{t+1} - G_t`` (GAR_SPEC §1.3).
+            ``G_{t+1} - G_t`` (docs/method.md §3; :class:`gar_tf.reward.RewardMode`).
         similarity: ``"dot"`` (default) or ``"cosine"`` (per weight tensor).
         clean_comparison: where the comparison gradient comes from when the
-            policies augment the data (GAR_SPEC §1.3; PROTOTYPES.md: it should be
-            clean). None: the batch as it comes. ``"alternate"``: even steps
+            policies augment the data; it should be clean (docs/method.md §4).
+            None: the batch as it comes. ``"alternate"``: even steps
             (1st, 3rd, ...) are transformed by the policies, odd steps are not
             and reward the previous step's examples (one policy update per two
             steps; the model trains on both). ``"slice"``: the last
@@ -95,20 +94,9 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}.")
+        mode = RewardMode(reward, clean_comparison, clean_size if clean_comparison else 0)
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
-        if clean_comparison not in CLEAN_COMPARISONS:
-            raise ValueError(
-                f"clean_comparison must be one of {CLEAN_COMPARISONS}, got {clean_comparison!r}."
-            )
-        if clean_comparison == "alternate" and reward != "next":
-            raise ValueError('clean_comparison="alternate" needs reward="next".')
-        if clean_comparison == "slice" and (reward == "next-minus-current" or clean_size < 1):
-            raise ValueError(
-                'clean_comparison="slice" needs clean_size >= 1 and reward "next" or "same".'
-            )
         policies = list(policies)
         for p in policies:
             if not isinstance(p, Policy):
@@ -122,10 +110,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             raise ValueError("compute_rewards=False leaves the policies without rewards.")
         self.backbone = backbone
         self.policies = policies
-        self.reward = reward
+        self.mode = mode
         self.similarity = similarity
-        self.clean_comparison = clean_comparison
-        self.clean_size = int(clean_size) if clean_comparison == "slice" else 0
         self.compute_rewards = compute_rewards
         self.exclude = tuple(exclude)
         self.strict = strict
@@ -136,7 +122,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         self._engine: AlignmentEngine | None = None
         self._engine_variables: list[int] = []
         self._pending = PendingState("gar_pending")
-        for p in policies:
+        for p in policies:  # here, under the strategy scope the model is created in
             p.build_optimizer()
 
     def build(self, input_shape) -> None:
@@ -168,7 +154,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         ``AugmentationPolicy``: image ops without XLA kernels) rule out XLA: ``"auto"``
         then means no XLA and ``jit_compile=True`` raises. Under XLA, batches need a
         fixed size (``drop_remainder=True``)."""
-        in_step = [p.name for p in self.policies if _transforms_in_step(p)]
+        in_step = [p.name for p in self.policies if not p.transform_supports_xla]
         if in_step and jit_compile is True:
             raise ValueError(
                 f"jit_compile=True cannot compile the train step of policies {in_step}: "
@@ -208,31 +194,41 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         self._pending.reset()
         return super().fit(*args, **kwargs)
 
-    def _policy_actions(self, x, given: dict, batch, policy_step):
-        """Each policy's actions for the rewarded examples, and the transformed ``x``.
+    @property
+    def reward(self) -> str:
+        return self.mode.reward
 
-        The rewarded examples are the whole batch, or all but the clean slice.
-        """
-        rewarded = batch - self.clean_size
-        actions = {}
-        for p in self.policies:
-            if p.in_pipeline:
-                if p.name not in given:
-                    raise ValueError(
-                        f"Policy {p.name!r} acts in the tf.data pipeline, but the batch "
-                        f"carries actions only for {sorted(given)}; use its dataset() or "
-                        "yield (x, y, sample_weight, {name: actions})."
-                    )
-                a = given[p.name][:rewarded]
-            else:
-                a = p.sample(rewarded)
-            alternate = self.clean_comparison == "alternate"
-            x = _transform_head(p, x, a, rewarded, policy_step, alternate)
-            actions[p.name] = a
-        return x, actions
+    @property
+    def clean_comparison(self) -> str | None:
+        return self.mode.clean_comparison
+
+    @property
+    def clean_size(self) -> int:
+        return self.mode.clean_size
 
     def train_step(self, data):
+        """One GAR step, in the method's order (docs/method.md §7)."""
         x, y, sample_weight, given = unpack_data(data)
+        batch = self._checked_batch_size(x)
+        transformed = self.mode.transforms(self.optimizer.iterations)
+        x, actions = self._act(x, given, batch, transformed)
+        y_pred, gradient, now = self._forward_backward(x, y, sample_weight, batch, actions)
+        if self.compute_rewards:
+            target = self.mode.target(now, self._pending)
+            r = rewards(self.engine, target, self.mode)
+            for p in self.policies:
+                p.update(r, target.actions[p.name], active=target.active)
+            self._track_rewards(r, target.active)
+        self.optimizer.apply(gradient, self.backbone.trainable_variables)
+        if self.compute_rewards:
+            self.mode.keep(now, self._pending, transformed)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if self.policies:
+            skipped = tf.add_n([p.skipped_updates.value for p in self.policies])
+            logs["policy_updates_skipped"] = tf.cast(skipped, tf.float32)
+        return logs
+
+    def _checked_batch_size(self, x) -> tf.Tensor:
         if self.jit_compile and self.compute_rewards and tf.nest.flatten(x)[0].shape[0] is None:
             raise ValueError(
                 "GARModel under jit_compile=True needs batches of one fixed size: XLA cannot "
@@ -247,12 +243,33 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
                 message=f"clean_size={self.clean_size} leaves no example to reward in a "
                 "batch this small; use a larger batch (or drop_remainder=True).",
             )
-        policy_step = tf.logical_or(
-            self.clean_comparison != "alternate", self.optimizer.iterations % 2 == 0
-        )
-        x, actions = self._policy_actions(x, given, batch, policy_step)
+        return batch
+
+    def _act(self, x, given: dict, batch, transformed):
+        """Each policy's actions for the rewarded examples (the first ones), and ``x`` with
+        the step policies' transforms applied to them when ``transformed``."""
+        rewarded = self.mode.rewarded(batch)
+        actions = {}
+        for p in self.policies:
+            if p.acts_in == "pipeline":
+                if p.name not in given:
+                    raise ValueError(
+                        f"Policy {p.name!r} acts in the tf.data pipeline, but the batch "
+                        f"carries actions only for {sorted(given)}; use its dataset() or "
+                        "yield (x, y, sample_weight, {name: actions})."
+                    )
+                actions[p.name] = given[p.name][:rewarded]
+            else:
+                actions[p.name] = p.sample(rewarded)
+                x = _transform_head(p, x, actions[p.name], rewarded, transformed)
+        return x, actions
+
+    def _forward_backward(self, x, y, sample_weight, batch, actions):
+        """Forward/backward with recording: ``(y_pred, gradient for the optimizer,
+        StepRecord)``; the record's gradients are raw (unscaled, summed over replicas)."""
         variables = self.backbone.trainable_variables
-        with tf.GradientTape(persistent=self.clean_size > 0) as tape:
+        comparison_weights = self.mode.comparison_weights(batch, sample_weight)
+        with tf.GradientTape(persistent=comparison_weights is not None) as tape:
             if self.compute_rewards:
                 with self.engine.recording() as rec:
                     y_pred = self(x, training=True)
@@ -264,24 +281,20 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
                 _compat.unscale_loss_for_distribution(loss), sample_weight=batch
             )
             scaled_loss = self.optimizer.scale_loss(loss)
-            if self.clean_size:
-                clean_loss = self._clean_slice_loss(y, y_pred, sample_weight, batch)
+            if comparison_weights is not None:
+                # The clean slice's mean compiled loss (no regularisation losses).
+                comparison_loss = _compat.compiled_loss(self, y, y_pred, comparison_weights)
         grads = tape.gradient(scaled_loss, variables + outputs)
         gradient = _dense(variables, grads[: len(variables)])
-        if self.compute_rewards:
-            raw = self._unscaled(loss, scaled_loss)
-            direction = [raw(g) for g in gradient]
-            if self.clean_size:
-                direction = _dense(variables, tape.gradient(clean_loss, variables))
-            direction = all_reduce_sum(direction)
-            deltas = [None if g is None else raw(g) for g in grads[len(variables) :]]
-            self._reward_step(rec.states(deltas), direction, actions, policy_step)
-        self.optimizer.apply(gradient, variables)
-        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        if self.policies:
-            skipped = tf.add_n([p.skipped_updates.value for p in self.policies])
-            logs["policy_updates_skipped"] = tf.cast(skipped, tf.float32)
-        return logs
+        if not self.compute_rewards:
+            return y_pred, gradient, None
+        raw = self._unscaled(loss, scaled_loss)
+        comparison = [raw(g) for g in gradient]
+        if comparison_weights is not None:
+            comparison = _dense(variables, tape.gradient(comparison_loss, variables))
+        deltas = [None if g is None else raw(g) for g in grads[len(variables) :]]
+        now = StepRecord(rec.states(deltas), actions, all_reduce_sum(comparison))
+        return y_pred, gradient, now
 
     def _unscaled(self, loss, scaled_loss):
         """Maps a gradient of ``scaled_loss`` to float32 gradient of ``loss`` (mixed
@@ -291,56 +304,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         factor = tf.math.divide_no_nan(tf.cast(loss, tf.float32), tf.cast(scaled_loss, tf.float32))
         return lambda g: tf.cast(g, tf.float32) * factor
 
-    def _clean_slice_loss(self, y, y_pred, sample_weight, batch):
-        """Mean compiled loss over the last ``clean_size`` examples (the clean slice;
-        regularisation losses are not part of this comparison gradient)."""
-        mask = tf.cast(tf.range(batch) >= batch - self.clean_size, tf.float32)
-        if sample_weight is not None:
-            mask = mask * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-        loss = _compat.compiled_loss(self, y, y_pred, mask)
-        return loss * tf.cast(batch, loss.dtype) / self.clean_size
-
-    def _reward_step(self, states, direction, actions, policy_step) -> None:
-        """Rewards for the pending batch (or this one, for ``reward="same"``).
-
-        The rewards are computed only when there is a valid pending batch; the
-        policy updates always run (skipped by ``active``), because under
-        ``tf.distribute`` they synchronise the replicas.
-        """
-        if self.reward == "same":
-            self._use_rewards(self.engine.alignment(states, direction), actions, tf.constant(True))
-            return
-        names = [p.name for p in self.policies]
-        now = [t for s in states for t in s.tensors()] + [actions[n] for n in names]
-        batched = [b for s in states for b in s.batched()] + [True] * len(names)
-        if self.reward == "next-minus-current":
-            now += direction
-            batched += [False] * len(direction)
-        stored = self._pending.read(now, batched)
-        tensors = iter(stored)
-        old_states = [s.with_tensors(tensors) for s in states]
-        old_actions = {n: next(tensors) for n in names}
-        comparison = direction
-        if self.reward == "next-minus-current":
-            comparison = [g - next(tensors) for g in direction]
-        # Skipped rewards are zeros sized like the stored actions (before the first
-        # store the variables hold placeholders), so the policy updates see equal shapes.
-        first = next(iter(old_actions.values()), None)
-        if first is None:
-            first = next(t for t, b in zip(stored, batched) if b)
-        valid = self._pending.valid.read_value()
-        rewards = tf.cond(
-            valid,
-            lambda: self.engine.alignment(old_states, comparison),
-            lambda: tf.zeros(tf.shape(first)[:1]),
-        )
-        self._use_rewards(rewards, old_actions, valid)
-        self._pending.store(now, batched, valid=policy_step)
-
-    def _use_rewards(self, rewards, actions, active) -> None:
-        rewards = rewards[: tf.shape(rewards)[0] - self.clean_size]
-        for p in self.policies:
-            p.update(rewards, actions[p.name], active=active)
+    def _track_rewards(self, rewards, active) -> None:
         finite = tf.reduce_all(tf.math.is_finite(rewards))
         active = tf.logical_and(tf.convert_to_tensor(active), tf.size(rewards) > 0) & finite
         weight = tf.cast(active, tf.float32)
@@ -397,21 +361,14 @@ def _dense(variables, grads) -> list[tf.Tensor]:
     ]
 
 
-def _transforms_in_step(policy: Policy) -> bool:
-    """Whether the policy changes the batch inside the train step."""
-    return type(policy).transform is not Policy.transform
+def _transform_head(policy: Policy, x, actions, n, transformed):
+    """``x`` with the policy's transform applied to its first ``n`` examples, if ``transformed``."""
 
-
-def _transform_head(policy: Policy, x, actions, n, policy_step, alternate: bool):
-    """``x`` with the policy's transform applied to its first ``n`` examples, on policy steps."""
-    if not _transforms_in_step(policy):
-        return x
-
-    def transformed():
+    def transform():
         head = policy.transform(tf.nest.map_structure(lambda t: t[:n], x), actions)
         return tf.nest.map_structure(lambda h, t: tf.concat([h, t[n:]], 0), head, x)
 
-    return tf.cond(policy_step, transformed, lambda: x) if alternate else transformed()
+    return transform() if transformed is True else tf.cond(transformed, transform, lambda: x)
 
 
 def _layer_type(name: str) -> type:

@@ -97,7 +97,7 @@ def test_bad_configuration():
 
 def test_export_round_trip_without_gar_tf(tmp_path):
     policy = _policy(ops="wide", num_levels=31)
-    path = policy.export(tmp_path / "policy", channels=3)
+    path = gar_tf.export_policy(policy, tmp_path / "policy", channels=3)
     images = np.random.default_rng(2).integers(0, 256, (5, 32, 32, 3)).astype(np.uint8)
     np.save(tmp_path / "images.npy", images)
     live = policy.augment(images, tf.constant([7, 8], tf.int64)).numpy()
@@ -133,13 +133,13 @@ np.save({str(tmp_path / "ops.npy")!r}, d["ops"].numpy())
     with pytest.raises(RuntimeError, match="frozen"):
         loaded.update(tf.ones(4), loaded.sample(4))
     with pytest.raises(FileExistsError, match="not empty"):
-        policy.export(path)
+        gar_tf.export_policy(policy, path)
 
 
 def test_corrupt_or_missing_exports_give_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="No exported policy"):
         gar_tf.load_policy(tmp_path / "nowhere")
-    path = _policy().export(tmp_path / "p", channels=1)
+    path = gar_tf.export_policy(_policy(), tmp_path / "p", channels=1)
     summary = json.loads((path / "policy.json").read_text())
     (path / "policy.json").write_text("{not json")
     with pytest.raises(ValueError, match="Corrupt policy export"):

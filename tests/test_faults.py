@@ -21,7 +21,7 @@ class Categorical(gar_tf.Policy):
     """A softmax over 3 actions that come with the data as ``{"cat": ids}``."""
 
     def __init__(self, **kwargs):
-        super().__init__(in_pipeline=True, name="cat", **kwargs)
+        super().__init__(acts_in="pipeline", name="cat", **kwargs)
         self.logits = self.add_policy_weight("logits", (3,))
 
     def sample(self, batch_size):
@@ -326,7 +326,7 @@ def test_four_element_batch_without_an_actions_dict_is_a_clear_error():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     policy = gar_tf.AugmentationPolicy(ops=["Identity", "Invert", "FlipUD"], num_levels=3, seed=0)
-    path = policy.export(tmp_path_factory.mktemp("export") / "policy", channels=1)
+    path = gar_tf.export_policy(policy, tmp_path_factory.mktemp("export") / "policy", channels=1)
     return path, json.loads((path / "policy.json").read_text())
 
 

@@ -17,7 +17,7 @@ class RecordingPolicy(gar_tf.Policy):
     """Deterministic: its actions are the example ids the data carries; update() records."""
 
     def __init__(self, steps, batch, **kwargs):
-        super().__init__(in_pipeline=True, name="ids", **kwargs)
+        super().__init__(acts_in="pipeline", name="ids", **kwargs)
         self.theta = self.add_policy_weight("theta", (1,))
         self.rewards = self.add_weight(shape=(steps, batch), initializer="zeros", trainable=False)
         self.actions = self.add_weight(
@@ -210,7 +210,7 @@ def test_bad_arguments():
         gar_tf.GARModel(_backbone(), policies=[object()])
 
 
-def test_in_pipeline_policy_without_actions_is_a_clear_error():
+def test_pipeline_policy_without_actions_is_a_clear_error():
     model = gar_tf.GARModel(_backbone(), policies=[RecordingPolicy(1, B)])
     model.compile(optimizer="sgd", loss=LOSS)
     x, y = _data(16)

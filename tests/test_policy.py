@@ -90,7 +90,7 @@ def test_gar_rewards_move_the_policy_away_from_label_noise():
         .batch(64, drop_remainder=True)
     )
     policy = Categorical(
-        2, name="split", in_pipeline=True, policy_optimizer=keras.optimizers.Adam(0.02)
+        2, name="split", acts_in="pipeline", policy_optimizer=keras.optimizers.Adam(0.02)
     )
     backbone = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(2)]

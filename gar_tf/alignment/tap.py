@@ -1,4 +1,4 @@
-"""Records, during a forward pass, what each unit needs for its reward (GAR_SPEC §7.2).
+"""Records, during a forward pass, what each unit needs for its reward (docs/method.md §2, §7).
 
 While a :func:`recording` is open on a thread, every planned layer's ``call`` is
 wrapped: a rule layer records its input and its pre-activation output (the
@@ -30,7 +30,7 @@ class CallState:
     ``inputs`` are the rule layer's input, or the fallback layer's tensor
     arguments (``structure`` holds the full ``(args, kwargs)`` with ``None`` where
     a tensor goes); ``grads`` are dL/d(recorded outputs), the ``delta`` of
-    GAR_SPEC §1.1; ``weights`` are the snapshot the unit needs.
+    docs/method.md §2; ``weights`` are the snapshot the unit needs.
     """
 
     unit: Unit
@@ -39,21 +39,21 @@ class CallState:
     weights: list[tf.Tensor]
     structure: Any = None
 
-    def tensors(self) -> list[tf.Tensor]:
-        return [*self.inputs, *self.grads, *self.weights]
+    def examples(self) -> dict[str, list[tf.Tensor]]:
+        """The tensors with the batch on axis 0: inputs and output gradients."""
+        return {"inputs": list(self.inputs), "grads": list(self.grads)}
 
-    def batched(self) -> list[bool]:
-        """For each of :meth:`tensors`, whether its axis 0 is the batch (weights: no)."""
-        return [True] * (len(self.inputs) + len(self.grads)) + [False] * len(self.weights)
+    def fixed(self) -> dict[str, list[tf.Tensor]]:
+        """The tensors without a batch axis: the weight snapshot."""
+        return {"weights": list(self.weights)}
 
-    def with_tensors(self, tensors: Iterator[tf.Tensor]) -> CallState:
-        """A copy holding the next tensors of ``tensors`` instead of its own."""
-
-        def take(items):
-            return [next(tensors) for _ in items]
-
+    def replaced(self, examples: dict, fixed: dict) -> CallState:
+        """A copy holding ``examples`` and ``fixed`` (as returned by the two methods above)."""
         return dataclasses.replace(
-            self, inputs=take(self.inputs), grads=take(self.grads), weights=take(self.weights)
+            self,
+            inputs=list(examples["inputs"]),
+            grads=list(examples["grads"]),
+            weights=list(fixed["weights"]),
         )
 
 

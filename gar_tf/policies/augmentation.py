@@ -1,63 +1,24 @@
-"""AugmentationPolicy: learned per-example augmentation trained by GAR (GAR_SPEC §2, §3).
+"""AugmentationPolicy: learned per-example augmentation trained by GAR (docs/method.md §5, §6).
 
 Per example: a count ``n ~ p(n)`` of op slots (1..max_ops), an op per slot
-``o_s ~ p(o)`` (learned, unlike the reference, GAR_SPEC §7.10) and a level per slot
+``o_s ~ p(o)`` (learned, unlike the reference code; docs/method.md §6) and a level per slot
 ``l_s ~ p(l | o_s)``; slots past ``n`` are Identity. An ensemble of ``E`` such
 samplers acts on E contiguous slices of the batch, each standardising its own
-rewards (GAR_SPEC §2). Keep probabilities of the reference are not modelled.
+rewards (docs/method.md §5). Keep probabilities of the reference code are not modelled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from gar_tf import augment
+from gar_tf.augment.sampling import active_ops, augment_with, member_of, sample_actions
 from gar_tf.policies.base import Policy
 from gar_tf.replicas import replica_id
-
-
-def member_of(batch_size, members: int) -> tf.Tensor:
-    """Ensemble member of each example: E contiguous slices of the batch."""
-    return tf.range(batch_size) * members // batch_size
-
-
-def sample_actions(count_logits, op_logits, level_logits, batch_size, seed) -> tf.Tensor:
-    """Stateless draw of int32 actions ``[B, 1 + 2K]``: ``(n - 1, ops[K], levels[K])``."""
-    members, k = count_logits.shape[0], count_logits.shape[1]
-    member = member_of(batch_size, members)
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
-    count = tf.random.stateless_categorical(
-        tf.gather(count_logits, member), 1, seeds[0], dtype=tf.int32
-    )
-    ops = tf.random.stateless_categorical(tf.gather(op_logits, member), k, seeds[1], dtype=tf.int32)
-    level_logits = tf.gather_nd(level_logits, tf.stack([tf.tile(member[:, None], [1, k]), ops], -1))
-    levels = tf.random.stateless_categorical(
-        tf.reshape(level_logits, [-1, level_logits.shape[-1]]), 1, seeds[2], dtype=tf.int32
-    )
-    return tf.concat([count, ops, tf.reshape(levels, [-1, k])], axis=1)
-
-
-def active_ops(actions: tf.Tensor, max_ops: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """``(active [B, K] bool, ops with inactive slots set to Identity (0), levels)``."""
-    count, ops, levels = actions[:, 0], actions[:, 1 : 1 + max_ops], actions[:, 1 + max_ops :]
-    active = tf.range(max_ops)[None] <= count[:, None]
-    return active, tf.where(active, ops, 0), levels
-
-
-def augment_with(
-    images, count_logits, op_logits, level_logits, seed, space, num_levels
-) -> tf.Tensor:
-    """Samples actions from the logits with ``seed`` and applies them (all stateless)."""
-    batch = tf.shape(images)[0]
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
-    actions = sample_actions(count_logits, op_logits, level_logits, batch, seeds[0])
-    _, ops, levels = active_ops(actions, count_logits.shape[1])
-    return augment.apply_ops(images, ops, levels, space, num_levels, seed=seeds[1])
 
 
 class AugmentationPolicy(Policy):
@@ -133,7 +94,8 @@ class AugmentationPolicy(Policy):
             aggregation="only_first_replica",
             name="rng_state",
         )
-        self.build_optimizer()
+
+    transform_supports_xla = False  # image ops without XLA kernels
 
     def _logits(self):
         return self.count_logits.value, self.op_logits.value, self.level_logits.value
@@ -215,13 +177,6 @@ class AugmentationPolicy(Policy):
         ranked = sorted(s["ops"].items(), key=lambda kv: -kv[1]["probability"])
         ops = ", ".join(f"{n} {v['probability']:.3f}@{v['mean_level']:.1f}" for n, v in ranked)
         return f"n[{count}] | {ops}"
-
-    def export(self, path: str | Path, channels: int = 3) -> Path:
-        """Writes a SavedModel plain TensorFlow can call on uint8 images with
-        ``channels`` channels, plus ``policy.json`` (see :func:`gar_tf.export_policy`)."""
-        from gar_tf.export import export_policy
-
-        return export_policy(self, path, channels)
 
     def get_config(self) -> dict:
         return {

@@ -1,4 +1,4 @@
-"""The interface GARModel needs from a policy (GAR_SPEC §2)."""
+"""The interface GARModel needs from a policy (docs/method.md §5-§6)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,19 @@ from gar_tf._compat import optimizer_strategy
 from gar_tf.policies.reinforce import reinforce_loss, standardise
 from gar_tf.replicas import all_reduce_sum, apply_if, num_replicas
 
+ACTS_IN = ("step", "pipeline")
+
 
 class Policy(keras.layers.Layer, abc.ABC):
     """A learnable distribution over per-example actions, trained by GAR rewards.
 
-    For each training batch GARModel gets the policy's actions (from the data,
-    when the policy acts in the ``tf.data`` pipeline, or from :meth:`sample`),
-    applies :meth:`transform`, and one step later calls :meth:`update` with the
-    GAR rewards of exactly those examples.
+    Where it acts is declared by ``acts_in``: ``"step"`` (default) — GARModel calls
+    :meth:`sample` in the train step and applies :meth:`transform` to the batch;
+    ``"pipeline"`` — the actions were drawn in ``tf.data`` and come with the data as
+    ``(x, y, sample_weight, {policy.name: actions})``. One step later GARModel calls
+    :meth:`update` with the GAR rewards of exactly those examples. GARModel builds
+    the policy optimizer (:meth:`build_optimizer`); call it yourself to use a policy
+    on its own.
 
     Subclasses create their parameters with :meth:`add_policy_weight` and
     implement :meth:`sample` and :meth:`log_prob`; they may override
@@ -29,13 +34,19 @@ class Policy(keras.layers.Layer, abc.ABC):
 
     Args:
         policy_optimizer: a Keras optimizer for the policy parameters
-            (default ``Adam(learning_rate=0.01)``; PROTOTYPES.md: 0.1 collapses).
-        clip_value: elementwise clip of the policy gradient (GAR_SPEC §2: 5).
+            (default ``Adam(learning_rate=0.01)``; docs/method.md §9).
+        clip_value: elementwise clip of the policy gradient (5, as in the reference
+            code; docs/method.md §5).
         groups: number of contiguous batch slices standardised separately.
         entropy_weight: weight of :meth:`entropy` subtracted from the loss.
-        in_pipeline: True when the actions come with the data, as
-            ``(x, y, sample_weight, {policy.name: actions})``.
+        acts_in: ``"step"`` or ``"pipeline"`` (see above).
+
+    Subclasses whose :meth:`transform` has no XLA kernels set the class attribute
+    ``transform_supports_xla = False`` (GARModel then compiles without XLA).
     """
+
+    #: Whether :meth:`transform` can run inside an XLA-compiled train step.
+    transform_supports_xla: bool = True
 
     def __init__(
         self,
@@ -44,17 +55,19 @@ class Policy(keras.layers.Layer, abc.ABC):
         clip_value: float = 5.0,
         groups: int = 1,
         entropy_weight: float = 0.0,
-        in_pipeline: bool = False,
+        acts_in: str = "step",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if acts_in not in ACTS_IN:
+            raise ValueError(f"acts_in must be one of {ACTS_IN}, got {acts_in!r}.")
         if groups < 1:
             raise ValueError(f"groups must be >= 1, got {groups}.")
         self.policy_optimizer = policy_optimizer or keras.optimizers.Adam(learning_rate=0.01)
         self.clip_value = float(clip_value)
         self.groups = int(groups)
         self.entropy_weight = float(entropy_weight)
-        self.in_pipeline = bool(in_pipeline)
+        self.acts_in = acts_in
         #: Print a warning when an update is skipped (XLA cannot print: GARModel turns
         #: it off under ``jit_compile``; the skip still counts in ``skipped_updates``).
         self.warn_on_skip = True
@@ -112,7 +125,7 @@ class Policy(keras.layers.Layer, abc.ABC):
         ``w = standardise(r)``; ``J = -mean(w log pi(a)) - entropy_weight * H``;
         the gradient is clipped by value and applied by ``policy_optimizer``.
         Under ``tf.distribute`` each replica passes its own examples; mean, std and
-        gradient are global (GAR_SPEC §1.4), so every replica applies the same step.
+        gradient are global (docs/method.md §8), so every replica applies the same step.
         ``active=False`` (a boolean tensor, the same on every replica) skips the step;
         non-finite rewards anywhere skip it too and count in ``skipped_updates``.
         """

@@ -66,7 +66,7 @@ class SplitSampler(Policy):
         super().__init__(
             policy_optimizer=policy_optimizer,
             entropy_weight=entropy,
-            in_pipeline=True,
+            acts_in="pipeline",
             name=name,
             **kwargs,
         )
@@ -85,7 +85,6 @@ class SplitSampler(Policy):
             )
             for label in ("reward_sum", "reward_count")
         )
-        self.build_optimizer()
 
     @property
     def steps_per_pass(self) -> int | None:

@@ -1,0 +1,161 @@
+"""Where the reward is computed: which examples are rewarded, along which direction.
+
+docs/method.md §3 (reward variants) and §4 (clean comparison). One step of GARModel
+leaves a :class:`StepRecord` (per-layer states of its batch, the policies' actions,
+its comparison gradient). A :class:`RewardMode` turns it, with the record kept from
+the step before, into a :class:`Target`; :func:`rewards` computes
+``r_i = <g_i, direction>`` for the target's examples with the alignment engine
+(``gar_tf/alignment``). The combinations that make sense are :data:`VALID`, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from gar_tf.alignment import AlignmentEngine
+from gar_tf.alignment.tap import CallState
+from gar_tf.pending import BATCHED, FIXED, PendingState
+
+REWARDS = ("next", "same", "next-minus-current")
+CLEAN_COMPARISONS = (None, "alternate", "slice")
+#: reward -> the clean comparisons it works with, and why the others do not.
+VALID = {
+    "next": (None, "alternate", "slice"),
+    "same": (None, "slice"),
+    "next-minus-current": (None,),
+}
+_WHY_NOT = {
+    ("same", "alternate"): 'an untouched step rewards the step before it, which "same" never does',
+    ("next-minus-current", "alternate"): "G_t of a transformed step is not a clean comparison",
+    ("next-minus-current", "slice"): "G_t of the rewarded examples would be compared with itself",
+}
+
+
+class StepRecord(NamedTuple):
+    """What one step leaves for the reward."""
+
+    states: list[CallState]  # per recorded layer call: inputs, dL/dz, weight snapshot
+    actions: dict[str, tf.Tensor]  # policy name -> actions of the rewarded examples
+    gradient: list[tf.Tensor]  # the comparison gradient of this step's batch
+
+
+class Target(NamedTuple):
+    """The examples to reward this step and what to align them with."""
+
+    states: list[CallState]
+    actions: dict[str, tf.Tensor]
+    direction: list[tf.Tensor]
+    active: tf.Tensor  # False: no reward this step (first step, untouched batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardMode:
+    """One combination of ``reward`` and ``clean_comparison`` (docs/method.md §3-4).
+
+    ``reward``: ``"next"`` rewards batch t along ``G_{t+1}``; ``"same"`` along its own
+    ``G_t``; ``"next-minus-current"`` along ``G_{t+1} - G_t``. ``clean_comparison``:
+    None, ``"alternate"`` (policies transform even steps; each untouched odd step
+    rewards the step before) or ``"slice"`` (the last ``clean_size`` examples of each
+    batch stay untouched, give the comparison gradient and get no reward).
+    """
+
+    reward: str = "next"
+    clean_comparison: str | None = None
+    clean_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}.")
+        if self.clean_comparison not in CLEAN_COMPARISONS:
+            raise ValueError(
+                f"clean_comparison must be one of {CLEAN_COMPARISONS}, got "
+                f"{self.clean_comparison!r}."
+            )
+        if self.clean_comparison not in VALID[self.reward]:
+            why = _WHY_NOT[(self.reward, self.clean_comparison)]
+            takes = " or ".join(f'"{r}"' for r in REWARDS if self.clean_comparison in VALID[r])
+            raise ValueError(
+                f'clean_comparison="{self.clean_comparison}" needs reward={takes}, got '
+                f'"{self.reward}" ({why}).'
+            )
+        if (self.clean_comparison == "slice") != (self.clean_size >= 1):
+            raise ValueError(
+                'clean_comparison="slice" needs clean_size >= 1, and clean_size is used '
+                f"only with it; got clean_comparison={self.clean_comparison!r}, "
+                f"clean_size={self.clean_size}."
+            )
+
+    @property
+    def uses_previous_step(self) -> bool:
+        return self.reward != "same"
+
+    def transforms(self, iteration: tf.Tensor) -> tf.Tensor | bool:
+        """Whether the policies transform the batch of step ``iteration`` (0-based)."""
+        if self.clean_comparison == "alternate":
+            return iteration % 2 == 0
+        return True
+
+    def rewarded(self, batch: tf.Tensor) -> tf.Tensor:
+        """How many of a batch's examples (the first ones) are rewarded."""
+        return batch - self.clean_size
+
+    def comparison_weights(self, batch: tf.Tensor, sample_weight=None) -> tf.Tensor | None:
+        """Per-example weights whose weighted mean loss gives the comparison gradient:
+        the clean slice (scaled to a mean over it), or None for the whole batch."""
+        if not self.clean_size:
+            return None
+        mask = tf.cast(tf.range(batch) >= batch - self.clean_size, tf.float32)
+        if sample_weight is not None:
+            mask = mask * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+        return mask * tf.cast(batch, tf.float32) / self.clean_size
+
+    def target(self, now: StepRecord, pending: PendingState) -> Target:
+        """The examples to reward at this step, given this step's record."""
+        if not self.uses_previous_step:
+            return Target(now.states, now.actions, now.gradient, tf.constant(True))
+        before = self._unpack(now, pending.read(self._kept(now)))
+        direction = now.gradient
+        if self.reward == "next-minus-current":
+            direction = [g - g_before for g, g_before in zip(now.gradient, before.gradient)]
+        return Target(before.states, before.actions, direction, pending.valid.read_value())
+
+    def keep(self, now: StepRecord, pending: PendingState, transformed) -> None:
+        """Keeps what the next step's :meth:`target` reads; only a transformed batch may be
+        rewarded (under ``"alternate"``, an untouched one is kept as not valid)."""
+        if self.uses_previous_step:
+            pending.store(self._kept(now), valid=transformed)
+
+    def _kept(self, now: StepRecord) -> dict:
+        gradient = now.gradient if self.reward == "next-minus-current" else []
+        return {
+            BATCHED: {"calls": [s.examples() for s in now.states], "actions": now.actions},
+            FIXED: {"calls": [s.fixed() for s in now.states], "gradient": gradient},
+        }
+
+    @staticmethod
+    def _unpack(now: StepRecord, kept: dict) -> StepRecord:
+        examples, fixed = kept[BATCHED], kept[FIXED]
+        states = [
+            s.replaced(e, f) for s, e, f in zip(now.states, examples["calls"], fixed["calls"])
+        ]
+        return StepRecord(states, examples["actions"], fixed["gradient"])
+
+
+def rewards(engine: AlignmentEngine, target: Target, mode: RewardMode) -> tf.Tensor:
+    """``r_i = <g_i, direction>`` [rewarded examples] of the target (zeros when inactive)."""
+
+    def aligned():
+        r = engine.alignment(target.states, target.direction)
+        return r[: mode.rewarded(tf.shape(r)[0])]
+
+    if tf.get_static_value(target.active) is True:
+        return aligned()
+    actions = list(target.actions.values())
+    if actions:
+        count = tf.shape(actions[0])[0]
+    else:
+        count = mode.rewarded(tf.shape(target.states[0].grads[0])[0])
+    return tf.cond(target.active, aligned, lambda: tf.zeros([count]))
