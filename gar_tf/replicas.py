@@ -1,4 +1,4 @@
-"""Cross-replica pieces of a GAR step under ``tf.distribute`` (GAR_SPEC §1.4).
+"""Cross-replica pieces of a GAR step under ``tf.distribute`` (docs/method.md §8).
 
 Called in a replica context (inside ``train_step``). Without a strategy they
 reduce to the identity and a plain ``tf.cond``, so one code path serves both.

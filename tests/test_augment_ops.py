@@ -19,7 +19,7 @@ WIDE = augment.space_ops("wide")
 PIL_OPS = WIDE[:-1]  # all but Cutout, whose PIL rectangle differs on purpose (docs/augment.md)
 LEVELS = (0, 15, 30)
 
-# Magnitudes at levels 0 / 15 / 30, worked out by hand from GAR_SPEC §3.
+# Magnitudes at levels 0 / 15 / 30, worked out by hand from the op table in docs/augmentation.md.
 ENHANCE_WIDE, ENHANCE_STANDARD = (0.01, 1.005, 2.0), (0.1, 1.0, 1.9)
 EXPECTED = {
     "wide": {

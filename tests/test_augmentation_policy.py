@@ -220,3 +220,37 @@ def test_composes_with_standard_augmentation_before_and_after():
     history = model.fit(data, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert not np.allclose(policy.op_logits.numpy(), 0.0)
+
+
+def test_gar_model_with_a_policy_saves_and_loads_as_keras(tmp_path):
+    """A .keras file of a GARModel with an AugmentationPolicy reloads with the learned
+    logits and the policy optimizer (its settings and state), and trains on."""
+    keras.utils.set_random_seed(0)
+    backbone = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    policy = gar_tf.AugmentationPolicy(
+        ops="standard", seed=0, policy_optimizer=keras.optimizers.Adam(0.05)
+    )
+    model = gar_tf.GARModel(backbone, policies=[policy], clean_comparison="alternate")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer="sgd", loss=loss)
+    x = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1)).astype(np.uint8)
+    y = np.arange(64) % 3
+    model.fit(x, y, batch_size=16, verbose=0)
+    model.save(tmp_path / "model.keras")
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    loaded = restored.policies[0]
+    assert isinstance(loaded, gar_tf.AugmentationPolicy)
+    assert float(loaded.policy_optimizer.learning_rate) == pytest.approx(0.05)
+    assert int(loaded.policy_optimizer.iterations) == int(policy.policy_optimizer.iterations) > 0
+    for a, b in zip(loaded.policy_weights, policy.policy_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    restored.fit(x, y, batch_size=16, verbose=0)
+    assert int(loaded.policy_optimizer.iterations) > int(policy.policy_optimizer.iterations)

@@ -1,9 +1,9 @@
 """The reward engine: per-example alignments r_i = <g_i, V> without per-example gradients.
 
-GAR_SPEC §1.1-1.3. For every recorded call of a unit, ``r_i += sum(delta_i * dz_i(V))``
+docs/method.md §2-§3. For every recorded call of a unit, ``r_i += sum(delta_i * dz_i(V))``
 where ``delta = dL/dz`` of the *mean* batch loss and ``dz(V)`` is the unit's
 tangent along the direction ``V`` (a rule's closed form, or a layer-local
-forward-mode JVP for the fallback). So ``sum_i r_i = <grad L, V>`` exactly over
+Jacobian-vector product for the fallback). So ``sum_i r_i = <grad L, V>`` exactly over
 the covered weights, and without cross-example coupling ``r_i = <grad l_i, V> / B``.
 """
 
@@ -35,7 +35,7 @@ def sum_per_example(t: tf.Tensor) -> tf.Tensor:
 
 
 class AlignmentEngine:
-    """Per-example gradient alignment for one model (GAR_SPEC §1.2).
+    """Per-example gradient alignment for one model (docs/method.md §2).
 
     Args:
         model: a built Keras model or layer; it is never modified.
@@ -43,7 +43,7 @@ class AlignmentEngine:
             (default: the normalisation layers, as in the reference).
         strict: raise instead of using the exact fallback for layers with
             trainable weights and no registered rule.
-        similarity: ``"dot"`` (GAR_SPEC §1.1) or ``"cosine"``, computed per
+        similarity: ``"dot"`` (docs/method.md §2) or ``"cosine"``, computed per
             weight tensor and summed over tensors (docs/method.md §3).
         rules: the :class:`RuleRegistry` to use (default: the process-wide one;
             ``gar_tf.default_rules()`` gives a copy to scope additions).
@@ -180,7 +180,7 @@ class AlignmentEngine:
 
     def _fallback(self, state: CallState, directions) -> tf.Tensor:
         """``<delta, J V>`` with J the layer's Jacobian in its own weights, at the
-        recorded inputs and weights: exact, one layer at a time (GAR_SPEC §7.2)."""
+        recorded inputs and weights: exact, one layer at a time (docs/method.md §2)."""
         layer = state.unit.layer
         structure, is_tensor = state.structure
         inputs = iter(state.inputs)
@@ -290,7 +290,7 @@ def per_example_alignment(
     ``L = mean_i(w_i * l_i)`` with per-example losses ``l_i = loss_fn(y, model(x))``
     and weights ``w`` (default 1). ``sum_i r_i = <grad L, direction>`` over the covered
     weights; without cross-example coupling (no BatchNorm in training mode)
-    ``r_i = w_i <grad l_i, direction> / B`` (GAR_SPEC §1.1). ``direction`` holds one
+    ``r_i = w_i <grad l_i, direction> / B`` (docs/method.md §2). ``direction`` holds one
     tensor (or None) per ``model.trainable_variables`` entry; entries of excluded
     weights (normalisation layers by default) are ignored.
 

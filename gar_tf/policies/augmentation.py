@@ -21,6 +21,7 @@ from gar_tf.policies.base import Policy
 from gar_tf.replicas import replica_id
 
 
+@keras.saving.register_keras_serializable(package="gar_tf")
 class AugmentationPolicy(Policy):
     """Learned distributions over how many ops, which ops and which levels, per image.
 
@@ -189,4 +190,12 @@ class AugmentationPolicy(Policy):
             "seed": self.seed,
             "clip_value": self.clip_value,
             "entropy": self.entropy_weight,
+            "policy_optimizer": keras.optimizers.serialize(self.policy_optimizer),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("policy_optimizer"), dict):
+            config["policy_optimizer"] = keras.optimizers.deserialize(config["policy_optimizer"])
+        return cls(**config)

@@ -1,4 +1,4 @@
-"""REINFORCE from GAR rewards as pure functions (GAR_SPEC §2)."""
+"""REINFORCE from GAR rewards as pure functions (docs/method.md §5)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def standardise(
     example when B is not a multiple of ``groups``). ``std`` is the unbiased
     estimate, as in the reference; a slice of one example gets weight 0.
     ``all_reduce`` sums the per-slice counts, sums and squares over replicas, so
-    that slice g of every replica is standardised as one group (GAR_SPEC §1.4).
+    that slice g of every replica is standardised as one group (docs/method.md §8).
     """
     r = tf.cast(rewards, tf.float32)
     n = tf.shape(r)[0]
@@ -43,7 +43,7 @@ def standardise(
 def reinforce_loss(weights: tf.Tensor, log_probs: tf.Tensor, count=None) -> tf.Tensor:
     """``J = -(1/N) sum_i w_i log pi(a_i)``, N = ``count`` (default: the batch size;
     the global batch size when each replica sums its own examples); its gradient raises
-    the probability of actions with above-average reward (GAR_SPEC §2, sign per §7.5)."""
+    the probability of actions with above-average reward (docs/method.md §5, including the sign)."""
     total = tf.reduce_sum(tf.stop_gradient(weights) * log_probs)
     count = tf.cast(tf.size(weights) if count is None else count, total.dtype)
     return -total / count

@@ -1,4 +1,4 @@
-"""SplitSampler: a learned mixture over dataset splits, trained by GAR (GAR_SPEC §4)."""
+"""SplitSampler: a learned mixture over dataset splits, trained by GAR (docs/method.md §6)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ class SplitSampler(Policy):
 
     ``p = (1 - K f) softmax(z) + f`` over the K splits, with logits ``z`` (zero
     init: uniform) and probability floor ``f = min_probability``, so no split is
-    ever dropped for good (PROTOTYPES.md: a collapsed split gets no gradient).
-    The update is REINFORCE as in the reference (GAR_SPEC §4): standardised
+    ever dropped for good (a split that is never drawn gets no REINFORCE gradient:
+    docs/method.md §9).
+    The update is REINFORCE as in the reference code (docs/method.md §5): standardised
     rewards ``w``, loss ``-mean(w_i log p(s_i)) - entropy * H(p)``, gradient
     clipped by value, Adam.
 
@@ -137,7 +138,8 @@ class SplitSampler(Policy):
         """Infinite batches ``(x, y, sample_weight, {name: split ids})`` from the mixture.
 
         With ``clean_size`` V > 0, the last V examples of each batch come from the
-        *uniform* mixture instead (the reference's ``val_bs``, GAR_SPEC §4): use
+        *uniform* mixture instead (as the reference code appends plain examples to each
+        batch, docs/method.md §4): use
         ``GARModel(clean_comparison="slice", clean_size=V)`` so that they give the
         comparison gradient, which then does not follow the learned mixture.
         """
