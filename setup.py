@@ -24,6 +24,8 @@ setup(
         "numpy>=1.26",
         "tensorboard>=2.16",
         "tensorflow-datasets>=4.9.10",
+        # tensorflow-datasets imports it on every Python but declares it only for < 3.9.
+        "importlib_resources>=6.0",
         "matplotlib>=3.8",
     ],
     extras_require={
