@@ -94,6 +94,11 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(backbone, keras.layers.Layer):
+            raise TypeError(
+                "backbone must be a Keras model (Sequential, functional or subclassed) or "
+                f"layer, got {type(backbone).__name__}: {backbone!r:.80}."
+            )
         mode = RewardMode(reward, clean_comparison, clean_size if clean_comparison else 0)
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
@@ -267,6 +272,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     def _forward_backward(self, x, y, sample_weight, batch, actions):
         """Forward/backward with recording: ``(y_pred, gradient for the optimizer,
         StepRecord)``; the record's gradients are raw (unscaled, summed over replicas)."""
+        if not self.backbone.built:  # e.g. a Sequential without Input: build it as Keras would
+            self.backbone.build(tf.nest.map_structure(lambda t: tuple(t.shape), x))
         variables = self.backbone.trainable_variables
         comparison_weights = self.mode.comparison_weights(batch, sample_weight)
         with tf.GradientTape(persistent=comparison_weights is not None) as tape:

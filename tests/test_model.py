@@ -347,3 +347,29 @@ def test_mixed_precision_with_fallback_layers():
         keras.config.set_dtype_policy("float32")
     assert np.isfinite(history.history["reward_mean"][0])
     assert history.history["reward_std"][0] > 0
+
+
+def test_a_sequential_without_input_is_built_as_keras_builds_it():
+    """The backbone trains exactly as the same plain Keras model would (rewards do not
+    change the model's step)."""
+    x, y = _data(32)
+
+    def unbuilt():
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([L.Dense(6, activation="tanh"), L.Dense(3, activation="softmax")])
+
+    plain = unbuilt()
+    plain.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    plain.fit(x, y, batch_size=B, shuffle=False, verbose=0)
+    model = gar_tf.GARModel(unbuilt())
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    history = model.fit(x, y, batch_size=B, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["reward_mean"][0])
+    for a, b in zip(model.backbone.weights, plain.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("backbone", ["resnet", lambda x: x, tf.Module()])
+def test_a_backbone_that_is_not_a_keras_layer_is_refused(backbone):
+    with pytest.raises(TypeError, match="backbone must be a Keras model"):
+        gar_tf.GARModel(backbone)
