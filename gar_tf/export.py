@@ -1,7 +1,8 @@
 """Learned augmentation policies as TF SavedModels that plain TensorFlow can call.
 
 ``export_policy(policy, path)`` writes a SavedModel with two endpoints,
-``augment(images uint8 [B, H, W, C], seed int64 [2])`` and ``distributions()``,
+``augment(images uint8 [B, H, W, C], seed=None)`` (seed: an int or a pair of ints, int32
+or int64; none draws fresh randomness) and ``distributions()``,
 plus ``policy.json`` (configuration, per-op summary, one-line policy string).
 Loading it needs only ``tf.saved_model.load``; ``load_policy`` rebuilds a frozen
 :class:`AugmentationPolicy` for ``tf.data`` pipelines.
@@ -18,6 +19,12 @@ from gar_tf.augment.sampling import augment_with
 from gar_tf.policies.augmentation import AugmentationPolicy
 
 FORMAT_VERSION = 1
+# Seeds ``augment`` accepts: none, a scalar or a pair, int64 or int32 (Python ints too).
+_SEED_SPECS = (None,) + tuple(
+    tf.TensorSpec(shape, dtype, name="seed")
+    for shape in ([2], [])
+    for dtype in (tf.int64, tf.int32)
+)
 SUMMARY_FILE = "policy.json"
 
 
@@ -29,15 +36,30 @@ class _ExportedPolicy(tf.Module):
         self.level_logits = tf.Variable(policy.level_logits.numpy(), trainable=False)
         self.op_names = tf.constant(list(policy.space.names))
         self._space, self._num_levels = policy.space, policy.num_levels
-        self.augment = tf.function(
-            self._augment,
-            input_signature=[
-                tf.TensorSpec([None, None, None, channels], tf.uint8, name="images"),
-                tf.TensorSpec([2], tf.int64, name="seed"),
-            ],
-        )
+        self._channels = channels
+        self.augment = tf.function(self._augment)
+        # The seed forms a caller passes (none: fresh randomness); other channel counts and
+        # float images are traced too, to fail with a clear message.
+        for dtype in (tf.uint8, tf.float32, tf.float64):
+            for c in (1, 3):
+                images = tf.TensorSpec([None, None, None, c], dtype, name="images")
+                for seed in _SEED_SPECS:
+                    self.augment.get_concrete_function(images, *([] if seed is None else [seed]))
 
-    def _augment(self, images, seed):
+    def _augment(self, images, seed=None):
+        if images.dtype != tf.uint8 or images.shape[-1] != self._channels:
+            return _refuse(
+                images,
+                f"this policy takes uint8 images [B, H, W, {self._channels}] in [0, 255]; "
+                f"got {images.dtype.name} images with {images.shape[-1]} channel(s). Float "
+                "images in [0, 1]: pass tf.cast(tf.round(images * 255), tf.uint8); another "
+                "channel count: export again with export_policy(..., channels=...).",
+            )
+        if seed is None:
+            seed = tf.random.uniform([2], maxval=2**62, dtype=tf.int64)
+        seed = tf.cast(seed, tf.int64)
+        if seed.shape.rank == 0:
+            seed = tf.stack([seed, tf.zeros_like(seed)])
         logits = (self.count_logits, self.op_logits, self.level_logits)
         return augment_with(images, *logits, seed, self._space, self._num_levels)
 
@@ -49,6 +71,12 @@ class _ExportedPolicy(tf.Module):
             "ops": tf.reduce_mean(tf.nn.softmax(self.op_logits), 0),
             "levels": tf.reduce_mean(tf.nn.softmax(self.level_logits), 0),
         }
+
+
+def _refuse(images, message: str) -> tf.Tensor:
+    """Fails at run time with ``message`` (a traced signature that cannot be served)."""
+    with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+        return tf.identity(tf.cast(images, tf.uint8))
 
 
 def export_policy(policy: AugmentationPolicy, path: str | Path, channels: int = 3) -> Path:
@@ -67,7 +95,13 @@ def export_policy(policy: AugmentationPolicy, path: str | Path, channels: int = 
     tf.saved_model.save(
         module,
         str(path),
-        signatures={"augment": module.augment, "distributions": module.distributions},
+        signatures={
+            "augment": module.augment.get_concrete_function(
+                tf.TensorSpec([None, None, None, channels], tf.uint8, name="images"),
+                tf.TensorSpec([2], tf.int64, name="seed"),
+            ),
+            "distributions": module.distributions,
+        },
     )
     config = {k: v for k, v in policy.get_config().items() if k in _CONFIG_KEYS}
     summary = {

@@ -254,3 +254,20 @@ def test_gar_model_with_a_policy_saves_and_loads_as_keras(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     restored.fit(x, y, batch_size=16, verbose=0)
     assert int(loaded.policy_optimizer.iterations) > int(policy.policy_optimizer.iterations)
+
+
+def test_exported_augment_takes_the_seeds_a_user_passes_and_refuses_wrong_images(tmp_path):
+    path = gar_tf.export_policy(_policy(), tmp_path / "p", channels=1)
+    exported = tf.saved_model.load(str(path))
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1)).astype(np.uint8)
+    reference = exported.augment(images, tf.constant([7, 0], tf.int64)).numpy()
+    for seed in (7, np.int32(7), tf.constant(7), tf.constant([7, 0], tf.int32), [7, 0]):
+        np.testing.assert_array_equal(exported.augment(images, seed).numpy(), reference)
+    fresh = [exported.augment(images).numpy() for _ in range(3)]  # no seed: new draws
+    assert fresh[0].shape == images.shape
+    assert not all(np.array_equal(fresh[0], f) for f in fresh[1:])
+    for bad in (images.astype(np.float32) / 255, np.repeat(images, 3, axis=-1)):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match=r"takes uint8 images \[B, H, W, 1\]"
+        ):
+            exported.augment(bad, 7)
