@@ -115,6 +115,16 @@ class TestBadInput:
         with pytest.raises(ValueError, match="Split 'split_2' is empty"):
             gar_tf.SplitSampler(splits, batch_size=4)
 
+    def test_batched_split(self):
+        splits = [s.batch(3) for s in _constant_splits()]
+        with pytest.raises(ValueError, match="looks batched"):
+            gar_tf.SplitSampler(splits, batch_size=4)
+        sequences = tf.data.Dataset.from_generator(  # variable length, but unbatched
+            lambda: ((np.ones(n, np.float32), 0) for n in (2, 3)),
+            output_signature=(tf.TensorSpec([None]), tf.TensorSpec([], tf.int32)),
+        )
+        gar_tf.SplitSampler([sequences, sequences], batch_size=2)
+
     def test_different_element_specs(self):
         splits = _constant_splits()
         splits[3] = splits[3].map(lambda x, y: (tf.concat([x, x], 0), y))

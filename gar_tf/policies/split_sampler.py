@@ -212,6 +212,13 @@ def _check_splits(splits, names) -> None:
             raise ValueError(
                 f"Split {name!r} must yield (x, y) or (x, y, sample_weight), got {element}."
             )
+        components = tf.nest.flatten(element)
+        if all(c.shape.rank and c.shape[0] is None for c in components):
+            raise ValueError(
+                f"Split {name!r} looks batched: every component of its elements has an "
+                f"unknown leading axis ({element}). Splits hold single examples: pass the "
+                "dataset before .batch(), or split.unbatch(); SplitSampler batches itself."
+            )
         if spec is None:
             spec, first = element, name
         elif element != spec:
