@@ -271,3 +271,19 @@ def test_exported_augment_takes_the_seeds_a_user_passes_and_refuses_wrong_images
             tf.errors.InvalidArgumentError, match=r"takes uint8 images \[B, H, W, 1\]"
         ):
             exported.augment(bad, 7)
+
+
+def test_value_range_maps_images_to_the_ops_range_and_refuses_the_wrong_one():
+    images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 1)).astype(np.uint8)
+    seed = tf.constant([3, 4], tf.int64)
+    in_255 = _policy().augment(images.astype(np.float32), seed).numpy()
+    in_unit = _policy(value_range=(0, 1)).augment(images.astype(np.float32) / 255, seed).numpy()
+    np.testing.assert_allclose(in_unit, in_255 / 255, atol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="pass value_range=\\(0, 1\\)"):
+        _policy().augment(images.astype(np.float32) / 255, seed)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="above value_range"):
+        _policy(value_range=(0, 1)).augment(images.astype(np.float32), seed)
+    with pytest.raises(TypeError, match="uint8 images are in \\[0, 255\\]"):
+        _policy(value_range=(0, 1)).augment(images, seed)
+    with pytest.raises(ValueError, match="low < high"):
+        _policy(value_range=(1, 0))

@@ -38,6 +38,9 @@ class AugmentationPolicy(Policy):
         learn_ops: learn which op (True) or keep op choice uniform (the reference).
         ensemble: E independent samplers over E contiguous slices of the batch.
         seed: seed of the op draws in training.
+        value_range: the range of the images (as in Keras image layers): ``(0, 255)``
+            (default; uint8 or float) or e.g. ``(0, 1)`` for float images; values
+            outside it, or [0, 1] floats under ``(0, 255)``, are refused.
         policy_optimizer, clip_value, entropy: see :class:`Policy` (default Adam 0.01).
     """
 
@@ -49,6 +52,7 @@ class AugmentationPolicy(Policy):
         learn_ops: bool = True,
         ensemble: int = 1,
         seed: int | None = None,
+        value_range: Sequence[float] = (0, 255),
         policy_optimizer: keras.optimizers.Optimizer | None = None,
         clip_value: float = 5.0,
         entropy: float = 0.0,
@@ -78,6 +82,9 @@ class AugmentationPolicy(Policy):
         self.learn_ops = bool(learn_ops)
         self.ensemble = int(ensemble)
         self.seed = seed
+        if len(value_range) != 2 or not value_range[0] < value_range[1]:
+            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
+        self.value_range = tuple(float(v) for v in value_range)
         n = len(space.ops)
         self.count_logits = self.add_policy_weight("count_logits", (ensemble, max_ops))
         if learn_ops:
@@ -139,14 +146,65 @@ class AugmentationPolicy(Policy):
     def transform(self, x, actions: tf.Tensor):
         """Applies each example's ops at their levels (the ± signs from the seed stream)."""
         _, ops, levels = active_ops(tf.cast(actions, tf.int32), self.max_ops)
-        return augment.apply_ops(
-            x, ops, levels, self.space, self.num_levels, seed=self._next_seed()
+        seed = self._next_seed()
+        return self._in_value_range(
+            x, lambda x: augment.apply_ops(x, ops, levels, self.space, self.num_levels, seed=seed)
         )
 
     def augment(self, images, seed) -> tf.Tensor:
         """Samples and applies actions for ``images`` from ``seed`` (int ``[2]``): the
         function the exported SavedModel serves, same output for the same seed."""
-        return augment_with(images, *self._logits(), seed, self.space, self.num_levels)
+        return self._in_value_range(
+            images,
+            lambda x: augment_with(x, *self._logits(), seed, self.space, self.num_levels),
+        )
+
+    def _in_value_range(self, images, apply):
+        """``apply`` on images mapped from ``value_range`` to the ops' [0, 255], and back."""
+        images = tf.convert_to_tensor(images)
+        low, high = self.value_range
+        if images.dtype == tf.uint8:
+            if (low, high) != (0, 255):
+                raise TypeError(
+                    f"uint8 images are in [0, 255], but value_range={self.value_range}: "
+                    "pass float images or value_range=(0, 255)."
+                )
+            return apply(images)
+        if not images.dtype.is_floating:
+            raise TypeError(f"images must be uint8 or float, got {images.dtype.name}.")
+        checks = [
+            tf.debugging.assert_greater_equal(
+                images,
+                tf.cast(low, images.dtype),
+                message=(
+                    f"images below value_range={self.value_range}; declare the range they are in."
+                ),
+            ),
+            tf.debugging.assert_less_equal(
+                images,
+                tf.cast(high, images.dtype),
+                message=(
+                    f"images above value_range={self.value_range}; declare the range they are in."
+                ),
+            ),
+        ]
+        if (low, high) == (0, 255):  # the usual mistake: [0, 1] images, range not declared
+            peak = tf.reduce_max(images)
+            checks.append(
+                tf.debugging.Assert(
+                    tf.logical_or(peak > 1.0, peak <= 0.0),
+                    [
+                        "these float images look like [0, 1] (largest value <= 1) but the "
+                        "policy's value_range is (0, 255): pass value_range=(0, 1)."
+                    ],
+                )
+            )
+        with tf.control_dependencies(checks):
+            scale = 255.0 / (high - low)
+            out = apply((images - tf.cast(low, images.dtype)) * tf.cast(scale, images.dtype))
+        return tf.cast(out, images.dtype) / tf.cast(scale, images.dtype) + tf.cast(
+            low, images.dtype
+        )
 
     def distributions(self) -> dict[str, np.ndarray]:
         """Mean over members of ``p(n)`` [K], ``p(o)`` [N] and ``p(l | o)`` [N, L]."""
@@ -188,6 +246,7 @@ class AugmentationPolicy(Policy):
             "learn_ops": self.learn_ops,
             "ensemble": self.ensemble,
             "seed": self.seed,
+            "value_range": list(self.value_range),
             "clip_value": self.clip_value,
             "entropy": self.entropy_weight,
             "policy_optimizer": keras.optimizers.serialize(self.policy_optimizer),
