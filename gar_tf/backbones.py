@@ -78,5 +78,7 @@ def from_name(
     match = _RESNET.fullmatch(name)
     if match is None:
         raise ValueError(f"unknown backbone name {name!r}; use {NAMES}")
-    depth, width = match.groups()
-    return small_resnet(input_shape, num_classes, int(depth), int(width or 16))
+    depth, width = int(match[1]), int(match[2] or 16)
+    if (depth - 2) % 6:
+        raise ValueError(f"backbone name {name!r}: depth {depth} is not 6 n + 2; use {NAMES}")
+    return small_resnet(input_shape, num_classes, depth, width)
