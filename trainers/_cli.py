@@ -58,6 +58,20 @@ def add_policy(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", type=int, default=1, help="independent samplers per batch")
 
 
+def add_logging(
+    p: argparse.ArgumentParser,
+    *,
+    logdir: str,
+    logdir_help: str,
+    log_every: int | None = None,
+    log_every_help: str = "",
+) -> None:
+    """``--log-every`` (unless ``log_every`` is None) and ``--logdir``."""
+    if log_every is not None:
+        p.add_argument("--log-every", type=int, default=log_every, help=log_every_help)
+    p.add_argument("--logdir", default=logdir, help=logdir_help)
+
+
 def load(args: argparse.Namespace, split: str, **options):
     """``(images uint8 [N, 28, 28, 1], labels)`` of ``args.dataset``'s ``split``."""
     loader = getattr(gar_tf.datasets, f"load_{args.dataset}")

@@ -45,10 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     _cli.add_training(parser, epochs=4, epochs_help="passes over the training set")
     parser.add_argument("--seed", type=int, default=0, help="seed for data split, noise and init")
-    parser.add_argument(
-        "--logdir",
-        default="runs/alignment_demo",
-        help="where TensorBoard logs and summary.json are written",
+    _cli.add_logging(
+        parser,
+        logdir="runs/alignment_demo",
+        logdir_help="where TensorBoard logs and summary.json are written",
     )
     return parser.parse_args(argv)
 

@@ -51,9 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--clean-size", type=int, default=16, help="clean slice size for 'slice'")
     p.add_argument("--seed", type=int, default=0, help="seed for data subset, init and policy")
-    p.add_argument("--log-every", type=int, default=20, help="steps between policy records")
-    p.add_argument(
-        "--logdir", default="runs/augment_search", help="TensorBoard logs, PNG, summary.json"
+    _cli.add_logging(
+        p,
+        logdir="runs/augment_search",
+        logdir_help="TensorBoard logs, PNG, summary.json",
+        log_every=20,
+        log_every_help="steps between policy records",
     )
     p.add_argument(
         "--export-dir",

@@ -96,11 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=["gar", "uniform", "oracle"],
         help="which mixtures to train",
     )
-    p.add_argument("--log-every", type=int, default=10, help="steps between probability records")
-    p.add_argument(
-        "--logdir",
-        default="runs/split_mixture",
-        help="output directory: TensorBoard logs, PNGs and results.json",
+    _cli.add_logging(
+        p,
+        logdir="runs/split_mixture",
+        logdir_help="output directory: TensorBoard logs, PNGs and results.json",
+        log_every=10,
+        log_every_help="steps between probability records",
     )
     return p.parse_args(argv)
 
