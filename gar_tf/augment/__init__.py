@@ -1,4 +1,4 @@
-"""Table-driven image augmentation with a different op and level per image (GAR_SPEC §3, §7.15).
+"""Table-driven image augmentation with a different op and level per image (docs/method.md §6).
 
 ``apply_ops(images, op_ids, levels, space="wide")`` applies op ``op_ids[i]`` at
 ``levels[i]`` to image i, grouping the batch by op so that each op runs once.
