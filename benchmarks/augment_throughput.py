@@ -12,7 +12,7 @@ Two settings: inside ``tf.data`` (``map(..., num_parallel_calls=AUTOTUNE)`` on
 batches) and in a ``tf.function`` called batch after batch. The variants are
 interleaved in rounds (rotating order) so that machine noise hits all alike; the
 median images/s over rounds is reported. Run ``python benchmarks/augment_throughput.py
---help`` for the options; docs/augment.md has the results.
+--help`` for the options; docs/augmentation.md has the results.
 """
 
 from __future__ import annotations

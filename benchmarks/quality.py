@@ -33,10 +33,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# Runs from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Runs from a checkout without installing the package; shares the trainers' CLI pieces.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
+import _cli  # noqa: E402
+
 import gar_tf  # noqa: E402
-from gar_tf.policies import baselines  # noqa: E402
+from gar_tf.augment import baselines  # noqa: E402
 
 CONFIGS = ("cropflip", "randaugment", "trivialaugment", "gar", "transfer")
 LABELS = {
@@ -50,17 +53,11 @@ GOAL_TIME_OVER_TA = 1.3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = _cli.parser(__doc__, argparse.ArgumentDefaultsHelpFormatter)
+    _cli.add_backbone(p, per_class=300, model="resnet8")
+    _cli.add_training(
+        p, epochs=25, learning_rate=2e-3, learning_rate_help="Adam, cosine-decayed to 0"
     )
-    p.add_argument("--dataset", choices=("fashion_mnist", "mnist"), default="fashion_mnist")
-    p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
-    p.add_argument("--per-class", type=int, default=300, help="training images per class")
-    p.add_argument("--epochs", type=int, default=25, help="passes over the training subset")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam, cosine-decayed to 0")
-    p.add_argument("--model", default="resnet8", help="resnetD[_wW] or small_cnn")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     p.add_argument(
@@ -70,8 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "wide (19 ops) or standard",
     )
     p.add_argument("--gar-max-ops", type=int, default=1, help="GAR op slots per image")
-    p.add_argument("--policy-lr", type=float, default=0.01, help="GAR policy Adam learning rate")
-    p.add_argument("--ensemble", type=int, default=1, help="GAR ensemble size")
+    _cli.add_policy(p)
     p.add_argument(
         "--policy",
         default="saved_policies/fashion_mnist_seed0",
@@ -80,18 +76,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs-dir", default=None, help="per-run JSON (default: <out>_runs)")
     p.add_argument("--out", default=None, help="output stem (default: docs/results/quality_<ds>)")
     return p.parse_args(argv)
-
-
-def _backbone(name: str, input_shape, seed: int) -> keras.Model:
-    """Rescaling(1/255) then the model: every policy works on [0, 255] pixels."""
-    keras.utils.set_random_seed(seed)
-    if name == "small_cnn":
-        core = gar_tf.models.small_cnn(input_shape, 10)
-    else:
-        depth, _, width = name.removeprefix("resnet").partition("_w")
-        core = gar_tf.models.small_resnet(input_shape, 10, int(depth), int(width or 16))
-    inputs = keras.Input(input_shape)
-    return keras.Model(inputs, core(keras.layers.Rescaling(1 / 255)(inputs)))
 
 
 def _fixed_policy(config: str, args: argparse.Namespace):
@@ -118,9 +102,7 @@ def _train_data(x, y, args, seed: int, policy_fn) -> tf.data.Dataset:
         return images, labels
 
     return (
-        tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int32)))
-        .shuffle(len(y), seed=seed)
-        .batch(args.batch_size, drop_remainder=True)
+        _cli.batches(x, y, args.batch_size, seed)
         .enumerate()
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
@@ -145,26 +127,17 @@ def settings(args: argparse.Namespace) -> dict:
 def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     """Trains and evaluates one (config, seed); returns its result record."""
     (x, y), (x_test, y_test) = data
-    backbone = _backbone(args.model, x.shape[1:], seed)
+    keras.utils.set_random_seed(seed)
+    backbone = _cli.backbone(args.model, x.shape[1:])
     policy = None
     if config == "gar":
-        policy = gar_tf.AugmentationPolicy(
-            ops=_gar_ops(args.gar_ops),
-            max_ops=args.gar_max_ops,
-            ensemble=args.ensemble,
-            seed=seed,
-            policy_optimizer=keras.optimizers.Adam(args.policy_lr),
-        )
+        policy = _cli.policy(args, ops=_gar_ops(args.gar_ops), max_ops=args.gar_max_ops, seed=seed)
         model = gar_tf.GARModel(backbone, policies=[policy], clean_comparison="alternate")
     else:
         model = backbone
     steps = args.epochs * (len(y) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    _cli.compile_classifier(model, schedule)
     train = _train_data(x, y, args, seed, _fixed_policy(config, args))
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
@@ -323,10 +296,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out or f"docs/results/quality_{args.dataset}")
     runs_dir = Path(args.runs_dir or f"{out}_runs")
     runs_dir.mkdir(parents=True, exist_ok=True)
-    loader = getattr(gar_tf.datasets, f"load_{args.dataset}")
     data = (
-        loader(args.data_dir, "train", as_numpy=True, subset_per_class=args.per_class, seed=0),
-        loader(args.data_dir, "test", as_numpy=True),
+        _cli.load(args, "train", subset_per_class=args.per_class, seed=0),
+        _cli.load(args, "test"),
     )
     for seed in args.seeds:
         for config in args.configs:

@@ -1,6 +1,6 @@
 """gar-tf: in-loop meta-learning with the gradient-alignment reward (GAR) for Keras 3."""
 
-from gar_tf import callbacks, datasets, models, plots
+from gar_tf import backbones, callbacks, datasets, plots
 from gar_tf.alignment import (
     DEFAULT_EXCLUDED,
     AlignmentEngine,
@@ -37,9 +37,9 @@ __all__ = [
     "register_rule",
     "SplitSampler",
     "reinforce_loss",
+    "backbones",
     "callbacks",
     "datasets",
-    "models",
     "plots",
     "standardise",
 ]

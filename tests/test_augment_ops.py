@@ -16,7 +16,7 @@ except ImportError:
 needs_pil = pytest.mark.skipif(Image is None, reason="Pillow is not installed")
 
 WIDE = augment.space_ops("wide")
-PIL_OPS = WIDE[:-1]  # all but Cutout, whose PIL rectangle differs on purpose (docs/augment.md)
+PIL_OPS = WIDE[:-1]  # all but Cutout, whose PIL rectangle differs on purpose (docs/augmentation.md)
 LEVELS = (0, 15, 30)
 
 # Magnitudes at levels 0 / 15 / 30, worked out by hand from the op table in docs/augmentation.md.

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from gar_tf import augment
-from gar_tf.policies import baselines
+from gar_tf.augment import baselines
 
 SEED = tf.constant([4, 2], tf.int64)
 

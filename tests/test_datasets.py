@@ -445,6 +445,13 @@ def test_bad_arguments(kwargs: dict) -> None:
         load_mnist(as_numpy=True, **kwargs)
 
 
+@pytest.mark.parametrize("loader", [load_fashion_mnist, load_mnist, load_tfds])
+def test_unknown_option_is_a_type_error_naming_the_options(loader) -> None:
+    args = ("cifar10",) if loader is load_tfds else ()
+    with pytest.raises(TypeError, match=r"'limt'.*limit, subset_per_class, .*, seed"):
+        loader(*args, limt=5)
+
+
 # ---- tensorflow-datasets ---------------------------------------------------------
 
 

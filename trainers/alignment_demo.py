@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -44,14 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.2,
         help="fraction of training examples given a random wrong label",
     )
-    parser.add_argument("--epochs", type=int, default=4, help="passes over the training set")
-    parser.add_argument("--batch-size", type=int, default=128, help="training batch size")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    _cli.add_training(parser, epochs=4, epochs_help="passes over the training set")
     parser.add_argument("--seed", type=int, default=0, help="seed for data split, noise and init")
-    parser.add_argument(
-        "--logdir",
-        default="runs/alignment_demo",
-        help="where TensorBoard logs and summary.json are written",
+    _cli.add_logging(
+        parser,
+        logdir="runs/alignment_demo",
+        logdir_help="where TensorBoard logs and summary.json are written",
     )
     return parser.parse_args(argv)
 
@@ -100,12 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     y_noisy[noisy] = (y[noisy] + rng.integers(1, 10, noisy.sum())) % 10
     reference = (images[ref_idx].astype(np.float32) / 255.0, labels[ref_idx].astype(np.int32))
 
-    model = gar_tf.GARModel(gar_tf.models.small_cnn())
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model = gar_tf.GARModel(gar_tf.backbones.small_cnn())
+    _cli.compile_classifier(model, args.learning_rate)
     logdir = Path(args.logdir)
     start = time.perf_counter()
     history = model.fit(
@@ -115,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         epochs=args.epochs,
         validation_data=(test_images.astype(np.float32) / 255.0, test_labels),
         callbacks=[keras.callbacks.TensorBoard(str(logdir), update_freq=10)],
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=_cli.verbosity(),
     )
     train_seconds = time.perf_counter() - start
 

@@ -24,25 +24,14 @@ from pathlib import Path
 import _cli
 import keras
 import numpy as np
-import tensorflow as tf
 
 import gar_tf
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = _cli.parser(__doc__)
-    p.add_argument(
-        "--per-class", type=int, default=1000, help="training images per class (stratified)"
-    )
-    p.add_argument(
-        "--model",
-        default="small_cnn",
-        help="small_cnn, or resnetD / resnetD_wW for a small pre-activation ResNet "
-        "(e.g. resnet8, resnet14_w32)",
-    )
-    p.add_argument("--epochs", type=int, default=3, help="passes over the training subset")
-    p.add_argument("--batch-size", type=int, default=128, help="examples per batch")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="model Adam learning rate")
+    _cli.add_backbone(p, per_class=1000, model="small_cnn")
+    _cli.add_training(p, epochs=3)
     p.add_argument(
         "--ops",
         default="wide",
@@ -51,8 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--max-ops", type=int, default=2, help="op slots per image (n in 1..max)")
     p.add_argument("--num-levels", type=int, default=31, help="strength levels per op")
-    p.add_argument("--policy-lr", type=float, default=0.01, help="policy Adam learning rate")
-    p.add_argument("--ensemble", type=int, default=1, help="independent samplers per batch")
+    _cli.add_policy(p)
     p.add_argument(
         "--comparison",
         choices=["alternate", "slice", "next"],
@@ -63,9 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--clean-size", type=int, default=16, help="clean slice size for 'slice'")
     p.add_argument("--seed", type=int, default=0, help="seed for data subset, init and policy")
-    p.add_argument("--log-every", type=int, default=20, help="steps between policy records")
-    p.add_argument(
-        "--logdir", default="runs/augment_search", help="TensorBoard logs, PNG, summary.json"
+    _cli.add_logging(
+        p,
+        logdir="runs/augment_search",
+        logdir_help="TensorBoard logs, PNG, summary.json",
+        log_every=20,
+        log_every_help="steps between policy records",
     )
     p.add_argument(
         "--export-dir",
@@ -81,60 +72,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build_model(name: str, input_shape, num_classes: int) -> keras.Model:
-    """The backbone, with a Rescaling(1/255) first: the policy works on [0, 255] pixels."""
-    if name == "small_cnn":
-        core = gar_tf.models.small_cnn(input_shape, num_classes)
-    elif name.startswith("resnet"):
-        depth, _, width = name[len("resnet") :].partition("_w")
-        core = gar_tf.models.small_resnet(input_shape, num_classes, int(depth), int(width or 16))
-    else:
-        raise ValueError(f"unknown --model {name!r}; use small_cnn or resnetD[_wW]")
-    inputs = keras.Input(input_shape)
-    return keras.Model(inputs, core(keras.layers.Rescaling(1 / 255)(inputs)), name=core.name)
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     x, y = _cli.load(args, "train", subset_per_class=args.per_class, seed=args.seed)
     x_test, y_test = _cli.load(args, "test")
     ops = args.ops if args.ops in ("wide", "standard") else args.ops.split(",")
-    policy = gar_tf.AugmentationPolicy(
-        ops=ops,
-        num_levels=args.num_levels,
-        max_ops=args.max_ops,
-        ensemble=args.ensemble,
-        seed=args.seed,
-        policy_optimizer=keras.optimizers.Adam(args.policy_lr),
+    policy = _cli.policy(
+        args, ops=ops, max_ops=args.max_ops, seed=args.seed, num_levels=args.num_levels
     )
     model = gar_tf.GARModel(
-        build_model(args.model, x.shape[1:], 10),
+        _cli.backbone(args.model, x.shape[1:]),
         policies=[policy],
         clean_comparison=None if args.comparison == "next" else args.comparison,
         clean_size=args.clean_size if args.comparison == "slice" else 0,
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    _cli.compile_classifier(model, args.learning_rate)
     logdir = Path(args.logdir)
     logger = gar_tf.callbacks.AugmentationPolicyLogger(
         policy, every=args.log_every, log_dir=str(logdir), images=x[:16]
     )
-    data = (
-        tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int32)))
-        .shuffle(len(y), seed=args.seed)
-        .batch(args.batch_size, drop_remainder=True)
-        .prefetch(2)
-    )
+    data = _cli.batches(x, y, args.batch_size, args.seed).prefetch(2)
     start = time.perf_counter()
     model.fit(
         data,
         epochs=args.epochs,
         callbacks=[keras.callbacks.TensorBoard(str(logdir), update_freq=args.log_every), logger],
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=_cli.verbosity(),
     )
     seconds = time.perf_counter() - start
     logger.record()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -50,8 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="training length in passes over the training set (all runs equal)",
     )
-    p.add_argument("--batch-size", type=int, default=128, help="examples per batch")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="model Adam learning rate")
+    _cli.add_training(p, epochs=None)
     p.add_argument(
         "--policy-lr",
         type=float,
@@ -98,11 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=["gar", "uniform", "oracle"],
         help="which mixtures to train",
     )
-    p.add_argument("--log-every", type=int, default=10, help="steps between probability records")
-    p.add_argument(
-        "--logdir",
-        default="runs/split_mixture",
-        help="output directory: TensorBoard logs, PNGs and results.json",
+    _cli.add_logging(
+        p,
+        logdir="runs/split_mixture",
+        logdir_help="output directory: TensorBoard logs, PNGs and results.json",
+        log_every=10,
+        log_every_help="steps between probability records",
     )
     return p.parse_args(argv)
 
@@ -157,7 +156,7 @@ def train(run, splits, args, seed, steps, test, logdir):
             sampler, every=args.log_every, log_dir=str(logdir)
         )
         model = gar_tf.GARModel(
-            gar_tf.models.small_cnn(),
+            gar_tf.backbones.small_cnn(),
             policies=[sampler],
             reward=args.reward,
             similarity=args.similarity,
@@ -165,19 +164,15 @@ def train(run, splits, args, seed, steps, test, logdir):
             clean_size=args.clean_size,
         )
     else:
-        model = gar_tf.GARModel(gar_tf.models.small_cnn(), compute_rewards=False)
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+        model = gar_tf.GARModel(gar_tf.backbones.small_cnn(), compute_rewards=False)
+    _cli.compile_classifier(model, args.learning_rate)
     callbacks = [keras.callbacks.TensorBoard(str(logdir), update_freq=args.log_every)]
     model.fit(
         sampler.dataset(clean_size=args.clean_size if run == "gar" else 0),
         steps_per_epoch=steps,
         epochs=1,
         callbacks=callbacks + ([logger] if logger else []),
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=_cli.verbosity(),
     )
     if logger is not None:
         logger.record()  # the final state

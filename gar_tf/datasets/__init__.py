@@ -10,7 +10,8 @@ to get the data. Every loader returns images uint8 ``[N, H, W, C]`` (float32 onc
 normalised) and labels int64 ``[N]``: a pair of numpy arrays when ``as_numpy``, else an
 unbatched ``tf.data.Dataset`` of ``(image, label)``.
 
-Options shared by all loaders (keyword-only), applied in this order:
+Options shared by all loaders (keyword-only, passed as ``**options``; any other keyword
+raises ``TypeError``), applied in this order:
 
 - ``limit``: read only the first ``limit`` images of the split (the validation hold-out
   is then carved from those). Cannot be combined with ``subset_per_class``.
@@ -59,6 +60,7 @@ subdirectory.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -73,11 +75,13 @@ __all__ = ["FASHION_MNIST_CLASSES", "load_fashion_mnist", "load_mnist", "load_tf
 
 def _load_idx(
     name: str,
+    loader: str,
     data_dir: str | os.PathLike[str] | None,
     split: str,
     as_numpy: bool,
-    options: Options,
+    keywords: dict[str, Any],
 ) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
+    options = Options.of(loader, keywords)
     images, labels = _idx.read_split(name, options.source_split(split), data_dir, options.limit)
 
     def train_stats() -> tuple[np.ndarray, np.ndarray]:
@@ -92,15 +96,7 @@ def load_fashion_mnist(
     data_dir: str | os.PathLike[str] | None = None,
     split: str = "train",
     as_numpy: bool = False,
-    *,
-    limit: int | None = None,
-    subset_per_class: int | None = None,
-    validation_size: int = 0,
-    pad_to: int | None = None,
-    rgb: bool = False,
-    normalize: str | None = None,
-    shuffle: bool = False,
-    seed: int | None = 0,
+    **options: Any,
 ) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
     """Loads real Fashion-MNIST (60,000 train / 10,000 test images) from local disk.
 
@@ -109,8 +105,9 @@ def load_fashion_mnist(
             docstring lists the other places searched, in order).
         split: ``"train"``, ``"test"`` or ``"validation"`` (needs ``validation_size``).
         as_numpy: return numpy arrays instead of a ``tf.data.Dataset``.
-        limit, subset_per_class, validation_size, pad_to, rgb, normalize, shuffle, seed:
-            the shared options described in the ``gar_tf.datasets`` docstring.
+        **options: the shared keyword options described in the ``gar_tf.datasets``
+            docstring (``limit``, ``subset_per_class``, ``validation_size``, ``pad_to``,
+            ``rgb``, ``normalize``, ``shuffle``, ``seed``).
 
     Returns:
         ``(images, labels)``, images uint8 ``[N, 28, 28, 1]`` (or as the options make
@@ -120,48 +117,21 @@ def load_fashion_mnist(
     Raises:
         FileNotFoundError: no searched directory holds the split; the message lists
             them and the install command.
+        TypeError: a keyword that is not one of the options.
         ValueError: bad arguments, or a corrupt or unexpected IDX file.
     """
-    options = Options(
-        limit=limit,
-        subset_per_class=subset_per_class,
-        validation_size=validation_size,
-        pad_to=pad_to,
-        rgb=rgb,
-        normalize=normalize,
-        shuffle=shuffle,
-        seed=seed,
-    )
-    return _load_idx("fashion-mnist", data_dir, split, as_numpy, options)
+    return _load_idx("fashion-mnist", "load_fashion_mnist", data_dir, split, as_numpy, options)
 
 
 def load_mnist(
     data_dir: str | os.PathLike[str] | None = None,
     split: str = "train",
     as_numpy: bool = False,
-    *,
-    limit: int | None = None,
-    subset_per_class: int | None = None,
-    validation_size: int = 0,
-    pad_to: int | None = None,
-    rgb: bool = False,
-    normalize: str | None = None,
-    shuffle: bool = False,
-    seed: int | None = 0,
+    **options: Any,
 ) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
     """Loads real MNIST digits (60,000 train / 10,000 test images) from local disk.
 
-    Same arguments, return values and errors as ``load_fashion_mnist``. MNIST classes
-    are not balanced (the smallest training class, digit 5, has 5,421 images).
+    Same arguments, options, return values and errors as ``load_fashion_mnist``. MNIST
+    classes are not balanced (the smallest training class, digit 5, has 5,421 images).
     """
-    options = Options(
-        limit=limit,
-        subset_per_class=subset_per_class,
-        validation_size=validation_size,
-        pad_to=pad_to,
-        rgb=rgb,
-        normalize=normalize,
-        shuffle=shuffle,
-        seed=seed,
-    )
-    return _load_idx("mnist", data_dir, split, as_numpy, options)
+    return _load_idx("mnist", "load_mnist", data_dir, split, as_numpy, options)

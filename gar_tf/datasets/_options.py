@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -16,7 +17,10 @@ _STATS_CACHE: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """The shared keyword options (documented in the ``gar_tf.datasets`` docstring)."""
+    """The shared keyword options (documented in the ``gar_tf.datasets`` docstring).
+
+    Loaders take them as ``**options`` and build this with ``Options.of(loader, options)``.
+    """
 
     limit: int | None = None
     subset_per_class: int | None = None
@@ -43,6 +47,18 @@ class Options:
             )
         if self.normalize not in _NORMALIZE:
             raise ValueError(f"normalize must be one of {_NORMALIZE}, got {self.normalize!r}")
+
+    @classmethod
+    def of(cls, loader: str, options: dict[str, Any]) -> Options:
+        """The options ``loader`` was called with; ``TypeError`` for any other keyword."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        unknown = [key for key in options if key not in names]
+        if unknown:
+            raise TypeError(
+                f"{loader}() got an unexpected keyword argument {unknown[0]!r}; the dataset "
+                f"options are {', '.join(names)} (see the gar_tf.datasets docstring)"
+            )
+        return cls(**options)
 
     def source_split(self, split: str) -> str:
         """The split to read: ``"validation"`` is held out of ``"train"``."""

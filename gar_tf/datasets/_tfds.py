@@ -108,14 +108,7 @@ def load_tfds(
     *,
     download: bool = False,
     as_numpy: bool = False,
-    limit: int | None = None,
-    subset_per_class: int | None = None,
-    validation_size: int = 0,
-    pad_to: int | None = None,
-    rgb: bool = False,
-    normalize: str | None = None,
-    shuffle: bool = False,
-    seed: int | None = 0,
+    **options: Any,
 ) -> tuple[np.ndarray, np.ndarray] | tf.data.Dataset:
     """Loads an image-classification dataset prepared by tensorflow-datasets.
 
@@ -136,9 +129,9 @@ def load_tfds(
             default, so nothing touches the network; when on, a download host that cannot
             be reached raises ``ConnectionError`` within seconds.
         as_numpy: return numpy arrays instead of a ``tf.data.Dataset``.
-        limit, subset_per_class, validation_size, pad_to, rgb, normalize, shuffle, seed:
-            the shared options described in the ``gar_tf.datasets`` docstring
-            (``normalize="standard"`` reads the whole ``"train"`` split once).
+        **options: the shared keyword options described in the ``gar_tf.datasets``
+            docstring, as for ``load_fashion_mnist`` (``normalize="standard"`` reads the
+            whole ``"train"`` split once).
 
     Returns:
         As ``load_fashion_mnist``: images uint8 ``[N, H, W, C]`` and labels int64 ``[N]``.
@@ -146,21 +139,13 @@ def load_tfds(
     Raises:
         FileNotFoundError: the dataset is not prepared in ``data_dir`` and ``download`` is
             off; the message names the directory and how to get the data.
+        TypeError: a keyword that is not one of the options.
         ValueError: unknown dataset name, unsupported dataset or bad arguments.
         ConnectionError: ``download=True`` but a download host is unreachable.
     """
-    options = Options(
-        limit=limit,
-        subset_per_class=subset_per_class,
-        validation_size=validation_size,
-        pad_to=pad_to,
-        rgb=rgb,
-        normalize=normalize,
-        shuffle=shuffle,
-        seed=seed,
-    )
+    options = Options.of("load_tfds", options)
     source = options.source_split(split)
-    if validation_size and source != "train" and source.startswith("train"):
+    if options.validation_size and source != "train" and source.startswith("train"):
         raise ValueError(
             f"split={split!r} with validation_size: the hold-out is carved from the whole "
             '"train" split; use split="train" with limit instead of slicing'

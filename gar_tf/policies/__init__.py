@@ -1,6 +1,5 @@
 """Policies: distributions over per-example actions trained by GAR rewards."""
 
-from gar_tf.policies import baselines
 from gar_tf.policies.augmentation import AugmentationPolicy
 from gar_tf.policies.base import Policy
 from gar_tf.policies.reinforce import reinforce_loss, standardise
@@ -10,7 +9,6 @@ __all__ = [
     "AugmentationPolicy",
     "Policy",
     "SplitSampler",
-    "baselines",
     "reinforce_loss",
     "standardise",
 ]

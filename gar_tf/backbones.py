@@ -1,8 +1,18 @@
-"""Small reference models for this library's experiments and examples."""
+"""Small reference backbones for this library's experiments and examples.
+
+``small_cnn`` and ``small_resnet`` build them; ``from_name`` builds one from a short
+name (``"small_cnn"``, ``"resnet8"``, ``"resnet14_w32"``), as the trainers' ``--model``
+flag takes it.
+"""
 
 from __future__ import annotations
 
+import re
+
 import keras
+
+NAMES = "small_cnn, or resnetD / resnetD_wW (D = 6 n + 2, e.g. resnet8, resnet14_w32)"
+_RESNET = re.compile(r"resnet([1-9]\d*)(?:_w([1-9]\d*))?")
 
 
 def small_cnn(
@@ -52,3 +62,23 @@ def small_resnet(
     h = layers.GlobalAveragePooling2D()(layers.ReLU()(layers.BatchNormalization()(h)))
     outputs = layers.Dense(num_classes, activation="softmax")(h)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}_w{width}")
+
+
+def from_name(
+    name: str, input_shape: tuple[int, ...] = (28, 28, 1), num_classes: int = 10
+) -> keras.Model:
+    """The backbone called ``name``: ``"small_cnn"`` (``small_cnn``), or ``"resnetD"`` /
+    ``"resnetD_wW"`` (``small_resnet`` of depth D and width W, default 16).
+
+    Raises:
+        ValueError: ``name`` is none of these forms, or D is not 6 n + 2.
+    """
+    if name == "small_cnn":
+        return small_cnn(input_shape, num_classes)
+    match = _RESNET.fullmatch(name)
+    if match is None:
+        raise ValueError(f"unknown backbone name {name!r}; use {NAMES}")
+    depth, width = int(match[1]), int(match[2] or 16)
+    if (depth - 2) % 6:
+        raise ValueError(f"backbone name {name!r}: depth {depth} is not 6 n + 2; use {NAMES}")
+    return small_resnet(input_shape, num_classes, depth, width)

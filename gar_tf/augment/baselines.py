@@ -1,7 +1,10 @@
-"""Fixed augmentation baselines on the same op library, for fair comparisons.
+"""Fixed augmentation baselines on the same op library, for fair comparisons with learned
+policies (they learn nothing, so they are not ``gar_tf.policies``).
 
-Each is a pair: a stateless sampler of ``(op_ids, levels)`` ``[B, K]`` and a function
-that applies it to a batch with ``gar_tf.augment.apply_ops``; all take a ``seed``
+``crop_flip`` is the standard base augmentation. RandAugment, TrivialAugment-Wide and
+UniformAugment are each a pair: a stateless sampler of ``(op_ids, levels)`` ``[B, K]``
+(``*_actions``) and a function that applies it to a batch with
+``gar_tf.augment.apply_ops``. All take a ``seed``
 (int ``[2]``), so in ``tf.data`` pass a per-batch seed, e.g. from ``Dataset.enumerate``.
 """
 
@@ -9,10 +12,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from gar_tf import augment
+from gar_tf.augment.apply import apply_ops
+from gar_tf.augment.table import build_space, get_space, space_ops
 
 #: TrivialAugment-Wide's space: the 14 RandAugment ops with the wide ranges.
-TRIVIAL_WIDE = augment.build_space(augment.space_ops("standard"))
+TRIVIAL_WIDE = build_space(space_ops("standard"))
 
 
 def _uniform_ints(shape, high: int, seed) -> tf.Tensor:
@@ -38,7 +42,7 @@ def crop_flip(images, seed, pad: int = 4) -> tf.Tensor:
 
 def rand_augment_actions(batch_size, seed, num_ops: int = 2, magnitude: int = 9, space="standard"):
     """RandAugment(N, M): N ops per image, uniform over the space, all at level M."""
-    ops = _uniform_ints([batch_size, num_ops], len(augment.get_space(space).ops), seed)
+    ops = _uniform_ints([batch_size, num_ops], len(get_space(space).ops), seed)
     return ops, tf.fill(tf.shape(ops), magnitude)
 
 
@@ -55,7 +59,7 @@ def uniform_augment_actions(
     """UniformAugment: N ops per image, uniform op and level, each kept with p = 1/2
     (a dropped slot is Identity, op 0)."""
     s = _seeds(seed, 3)
-    ops = _uniform_ints([batch_size, num_ops], len(augment.get_space(space).ops), s[0])
+    ops = _uniform_ints([batch_size, num_ops], len(get_space(space).ops), s[0])
     keep = tf.random.stateless_uniform([batch_size, num_ops], s[1]) < 0.5
     return tf.where(keep, ops, 0), _uniform_ints([batch_size, num_ops], num_levels, s[2])
 
@@ -64,18 +68,18 @@ def rand_augment(images, seed, num_ops: int = 2, magnitude: int = 9, num_levels:
     """Applies RandAugment(N=num_ops, M=magnitude) on the standard space."""
     s = _seeds(seed, 2)
     ops, levels = rand_augment_actions(tf.shape(images)[0], s[0], num_ops, magnitude)
-    return augment.apply_ops(images, ops, levels, "standard", num_levels, seed=s[1])
+    return apply_ops(images, ops, levels, "standard", num_levels, seed=s[1])
 
 
 def trivial_augment_wide(images, seed, num_levels: int = 31):
     """Applies TrivialAugment-Wide."""
     s = _seeds(seed, 2)
     ops, levels = trivial_augment_actions(tf.shape(images)[0], s[0], num_levels)
-    return augment.apply_ops(images, ops, levels, TRIVIAL_WIDE, num_levels, seed=s[1])
+    return apply_ops(images, ops, levels, TRIVIAL_WIDE, num_levels, seed=s[1])
 
 
 def uniform_augment(images, seed, num_ops: int = 2, num_levels: int = 31):
     """Applies UniformAugment on the standard space."""
     s = _seeds(seed, 2)
     ops, levels = uniform_augment_actions(tf.shape(images)[0], s[0], num_ops, num_levels)
-    return augment.apply_ops(images, ops, levels, "standard", num_levels, seed=s[1])
+    return apply_ops(images, ops, levels, "standard", num_levels, seed=s[1])
