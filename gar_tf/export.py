@@ -37,6 +37,13 @@ class _ExportedPolicy(tf.Module):
         self.op_names = tf.constant(list(policy.space.names))
         self._space, self._num_levels = policy.space, policy.num_levels
         self._channels = channels
+        self._apply = tf.function(  # traced once; every augment signature calls it
+            self._apply_logits,
+            input_signature=[
+                tf.TensorSpec([None, None, None, channels], tf.uint8),
+                tf.TensorSpec([2], tf.int64),
+            ],
+        )
         self.augment = tf.function(self._augment)
         # The seed forms a caller passes (none: fresh randomness); other channel counts and
         # float images are traced too, to fail with a clear message.
@@ -60,6 +67,9 @@ class _ExportedPolicy(tf.Module):
         seed = tf.cast(seed, tf.int64)
         if seed.shape.rank == 0:
             seed = tf.stack([seed, tf.zeros_like(seed)])
+        return self._apply(images, seed)
+
+    def _apply_logits(self, images, seed):
         logits = (self.count_logits, self.op_logits, self.level_logits)
         return augment_with(images, *logits, seed, self._space, self._num_levels)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv (scripts/setup_env.sh), then runs the main job: learn an augmentation policy with
 # GAR while training a small CNN on real Fashion-MNIST (a few minutes on 2 CPU cores); TensorBoard
-# logs go to runs/augment_search, the learned policy to saved_policies/fashion_mnist_seed0.
+# logs go to runs/augment_search, the learned policy to runs/augment_search/policy (untracked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh

@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--export-dir",
         default=None,
-        help="where to export the learned policy (default: saved_policies/<dataset>_seed<seed>; "
+        help="where to export the learned policy (default: <logdir>/policy, untracked; "
         "'none' to skip)",
     )
     p.add_argument(
@@ -74,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    export_dir = args.export_dir or str(Path(args.logdir) / "policy")
+    replaceable = args.overwrite and (Path(export_dir) / "policy.json").exists()
+    if export_dir != "none" and Path(export_dir).exists() and not replaceable:
+        raise SystemExit(
+            f"{export_dir} exists; pass another --export-dir, or --overwrite to replace a "
+            "policy export (checked before training)."
+        )
     keras.utils.set_random_seed(args.seed)
     x, y = _cli.load(args, "train", subset_per_class=args.per_class, seed=args.seed)
     x_test, y_test = _cli.load(args, "test")
@@ -118,16 +125,11 @@ def main(argv: list[str] | None = None) -> dict:
         "policy": policy.policy_string(),
         "op_probabilities": {n: round(o["probability"], 4) for n, o in summary["ops"].items()},
     }
-    export_dir = args.export_dir or f"saved_policies/{args.dataset}_seed{args.seed}"
     if export_dir != "none":
         path = Path(export_dir)
-        if path.exists() and args.overwrite and (path / "policy.json").exists():
+        if path.exists():  # --overwrite of an earlier export, checked before training
             shutil.rmtree(path)
-        elif path.exists():
-            raise FileExistsError(
-                f"{path} exists; pass another --export-dir, or --overwrite to replace a policy."
-            )
-        policy.export(path, channels=x.shape[-1])
+        gar_tf.export_policy(policy, path, channels=x.shape[-1])
         (path / "command.txt").write_text(result["command"] + "\n")
         result["exported_to"] = str(path)
     logdir.mkdir(parents=True, exist_ok=True)

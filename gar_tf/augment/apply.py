@@ -1,4 +1,4 @@
-"""Per-image op choice for a batch, vectorised by grouping the images by op (GAR_SPEC §3).
+"""Per-image op choice for a batch, vectorised by grouping the images by op (docs/augmentation.md).
 
 For each slot, the images are partitioned by op id, each op runs once on its
 group and the results are stitched back in batch order: no per-image loop.

@@ -1,4 +1,4 @@
-"""Geometric ops with PIL's semantics: affine maps, flips and Cutout (GAR_SPEC §3, §7.15).
+"""Geometric ops with PIL's semantics: affine maps, flips and Cutout (docs/augmentation.md).
 
 PIL's ``Image.transform(size, AFFINE, (a, b, c, d, e, f), NEAREST)`` fills output
 pixel (x, y) from input pixel ⌊(a (x+½) + b (y+½) + c, d (x+½) + e (y+½) + f)⌋,
@@ -82,7 +82,8 @@ def _span(size: tf.Tensor, side: tf.Tensor, centre: tf.Tensor) -> tf.Tensor:
 def cutout(images: tf.Tensor, side: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
     """Blacks out a ``side``-pixel square, centre uniform over the image, clipped at the border.
 
-    ``noise[:, 0]`` and ``noise[:, 1]`` place the centre at (u W, v H) (GAR_SPEC §3).
+    ``noise[:, 0]`` and ``noise[:, 1]`` place the centre at (u W, v H), as the reference code
+    does (docs/augmentation.md).
     """
     rows = _span(tf.shape(images)[1], side, noise[:, 1])
     cols = _span(tf.shape(images)[2], side, noise[:, 0])

@@ -1,4 +1,4 @@
-"""Colour, histogram and filter ops with PIL's 8-bit semantics (GAR_SPEC §3, §7.15).
+"""Colour, histogram and filter ops with PIL's 8-bit semantics (docs/augmentation.md).
 
 Each op is an ``OpFn`` (see ``hooks``): float32 images ``[n, H, W, C]`` in [0, 255],
 a per-image magnitude ``[n]`` and per-image noise ``[n, 2]``. The ops reproduce

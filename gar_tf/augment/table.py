@@ -1,4 +1,4 @@
-"""The op table: registered ops, level → magnitude maps and the named search spaces (GAR_SPEC §3).
+"""The op table: registered ops, level → magnitude maps, named search spaces (docs/method.md §6).
 
 With L = num_levels − 1 (PARAMETER_MAX, 30 by default), level l ∈ {0..L} maps to
 float_param(l, m) = l·m/L or int_param(l, m) = int(l·m/L), shifted by an offset.
@@ -19,7 +19,7 @@ from gar_tf.augment.hooks import OpFn
 class Magnitude:
     """Level l ↦ ``offset + span·l/L``, truncated towards 0 (int_param) if ``integer``.
 
-    ``signed`` ops get a random ± per image (not a policy action, GAR_SPEC §7.10).
+    ``signed`` ops get a random ± per image (not a policy action, docs/method.md §6).
     The default maps every level to 0: the op ignores its level.
     """
 

@@ -27,16 +27,11 @@ def default_rules() -> RuleRegistry:
     return _REGISTERED.copy()
 
 
-def register_rule(
-    layer_type: type,
-    *,
-    weights: tuple[str, ...] | list[str],
-    activation: str | None = "activation",
-    needs_weights: bool = False,
-    replace: bool = False,
-) -> Callable[[TangentFn], TangentFn]:
+def register_rule(layer_type: type, **options) -> Callable[[TangentFn], TangentFn]:
     """Registers ``fn`` as the process-wide alignment rule for ``layer_type`` (decorator).
 
+    ``options`` are those of :meth:`RuleRegistry.register`: ``weights`` (required),
+    ``activation="activation"``, ``needs_weights=False``, ``replace=False``.
     Example, for a layer computing ``z = x @ kernel * scale`` with a fixed scale::
 
         @gar_tf.register_rule(ScaledDense, weights=("kernel",), activation=None)
@@ -47,10 +42,4 @@ def register_rule(
     ``call``; otherwise it gets its own rule or the exact fallback. A type that
     already has a rule raises unless ``replace=True``.
     """
-    return _REGISTERED.register(
-        layer_type,
-        weights=weights,
-        activation=activation,
-        needs_weights=needs_weights,
-        replace=replace,
-    )
+    return _REGISTERED.register(layer_type, **options)
