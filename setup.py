@@ -22,9 +22,9 @@ setup(
         "tensorflow>=2.16,<2.22",
         "keras>=3.15,<3.16",
         "numpy>=1.26",
-        "tensorboard>=2.16",
         "tensorflow-datasets>=4.9.10",
-        # tensorflow-datasets imports it on every Python but declares it only for < 3.9.
+        # tensorflow-datasets imports it (lazily, in core/dataset_builder.py) on every Python but
+        # declares it only for Python < 3.9; tests/test_packaging.py fails once it stops.
         "importlib_resources>=6.0",
         "matplotlib>=3.8",
     ],
