@@ -54,3 +54,24 @@ def test_registry_from_several_refuses_overlaps():
     one.register(Doubled, weights=("kernel",))(_doubled_rule)
     with pytest.raises(ValueError, match="already registered"):
         RuleRegistry([one, one])
+
+
+class Unnamed(Doubled):
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], 2))  # named "variable"
+
+
+def test_a_registered_rule_that_does_not_apply_says_why():
+    rules = gar_tf.default_rules()
+    rules.register(Doubled, weights=("kernel",), activation=None)(_doubled_rule)
+    model = keras.Sequential([keras.Input((3,)), Unnamed(name="unnamed")])
+    assert rules.rule_for(model.layers[0]) is None
+    why = "the rule registered for Doubled covers weights \\['kernel'\\], "
+    why += "the layer has \\['variable'\\]"
+    with pytest.raises(ValueError, match=f"unnamed \\({why}\\)"):
+        gar_tf.AlignmentEngine(model, strict=True, rules=rules)
+    with pytest.warns(UserWarning, match=f"unnamed: {why}; using the exact fallback"):
+        engine = gar_tf.AlignmentEngine(model, rules=rules)
+    assert engine.plan.units[0].rule is None
+    assert rules.why_not(keras.layers.Dense(2)) is None  # a rule applies
+    assert rules.why_not(keras.layers.PReLU()) is None  # no rule is registered

@@ -9,6 +9,7 @@ call their sublayers inside loops or on reshaped batches are treated whole.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import keras
 
@@ -112,16 +113,23 @@ def build_plan(
         if isinstance(layer, exclude):
             excluded.append(layer)
             continue
-        rule = rules.rule_for(layer)
+        rule, why_not = rules.rule_for(layer), rules.why_not(layer)
         if rule is None:
-            unsupported.append(layer)
+            unsupported.append((layer, why_not))
+            if why_not and not strict:
+                warnings.warn(
+                    f"{layer.name}: {why_not}; using the exact fallback for it instead.",
+                    stacklevel=3,
+                )
         units.append(
             Unit(
                 layer, {w.path: w for w in own} if rule is None else {w.name: w for w in own}, rule
             )
         )
     if strict and unsupported:
-        names = ", ".join(f"{layer.name} ({type(layer).__name__})" for layer in unsupported)
+        names = ", ".join(
+            f"{layer.name} ({why_not or type(layer).__name__})" for layer, why_not in unsupported
+        )
         raise ValueError(
             f"strict=True, but these layers have trainable weights and no alignment "
             f"rule: {names}. Register a rule with gar_tf.register_rule, exclude their "

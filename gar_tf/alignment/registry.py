@@ -99,25 +99,32 @@ class RuleRegistry:
         return decorator
 
     def rule_for(self, layer: keras.layers.Layer) -> LayerRule | None:
-        """The rule that applies to ``layer`` as it is now, or None.
+        """The rule that applies to ``layer`` as it is now, or None (see ``why_not``)."""
+        return self._resolve(layer)[0]
 
-        None when no class in its MRO has a rule, when it overrides that class's
-        ``call``, when it has trainable weights the rule does not cover, or when LoRA
-        or quantisation changes what its weights mean.
+    def why_not(self, layer: keras.layers.Layer) -> str | None:
+        """Why the rule registered for a class of ``layer`` does not apply to it, or None
+        (a rule applies, or none is registered)."""
+        return self._resolve(layer)[1]
+
+    def _resolve(self, layer: keras.layers.Layer) -> tuple[LayerRule | None, str | None]:
+        """(rule, None) when a rule applies; (None, reason) when the rule registered for a
+        class in its MRO does not: it overrides that class's ``call``, has trainable weights
+        the rule does not cover, lacks the rule's activation attribute, or LoRA or
+        quantisation changes what its weights mean; (None, None) when no rule is registered.
         """
-        for cls in type(layer).__mro__:
-            if cls in self._rules:
-                rule = self._rules[cls]
-                if type(layer).call is not cls.call:
-                    return None
-                break
-        else:
-            return None
+        cls = next((c for c in type(layer).__mro__ if c in self._rules), None)
+        if cls is None:
+            return None, None
+        rule = self._rules[cls]
+        where = f"the rule registered for {cls.__name__}"
+        if type(layer).call is not cls.call:
+            return None, f"{where} does not cover its own call()"
         if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
-            return None
-        names = {w.name for w in layer.trainable_weights}
-        if not names <= set(rule.weights):
-            return None
+            return None, f"{where} does not cover LoRA or quantised weights"
+        names = sorted(w.name for w in layer.trainable_weights)
+        if not set(names) <= set(rule.weights):
+            return None, f"{where} covers weights {list(rule.weights)}, the layer has {names}"
         if rule.activation is not None and not hasattr(layer, rule.activation):
-            return None
-        return rule
+            return None, f"{where} reads .{rule.activation}, which the layer lacks"
+        return rule, None
