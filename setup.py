@@ -22,6 +22,7 @@ setup(
         "tensorflow>=2.16,<2.22",
         "keras>=3.15,<3.16",
         "numpy>=1.26",
+        "tensorboard>=2.16",  # gar_tf.callbacks writes Custom Scalars layouts
         "tensorflow-datasets>=4.9.10",
         # tensorflow-datasets imports it (lazily, in core/dataset_builder.py) on every Python but
         # declares it only for Python < 3.9; tests/test_packaging.py fails once it stops.

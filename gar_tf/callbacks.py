@@ -6,9 +6,42 @@ import abc
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
 
+from gar_tf import plots
 from gar_tf.policies import AugmentationPolicy, SplitSampler
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """``keras.callbacks.TensorBoard`` that writes the epoch summaries (``epoch_loss``, ...)
+    whatever ``update_freq`` is: Keras' own skips them unless an epoch's last step is a
+    multiple of an integer ``update_freq``."""
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        with tf.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
+
+
+def _write_layout(title: str, charts: dict[str, str]) -> None:
+    """Writes a TensorBoard Custom Scalars layout: one multi-line chart per
+    ``{chart title: tag regex}``, so related scalars are compared on one axis."""
+    layout = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title=title,
+                chart=[
+                    layout_pb2.Chart(
+                        title=chart, multiline=layout_pb2.MultilineChartContent(tag=[regex])
+                    )
+                    for chart, regex in charts.items()
+                ],
+            )
+        ]
+    )
+    tf.summary.experimental.write_raw_pb(custom_scalar_summary.pb(layout).SerializeToString(), 0)
 
 
 class _PeriodicLogger(keras.callbacks.Callback, abc.ABC):
@@ -40,9 +73,15 @@ class _PeriodicLogger(keras.callbacks.Callback, abc.ABC):
         entry = {"step": self._step, **self._entry()}
         self.history.append(entry)
         if self._writer is not None:
-            with self._writer.as_default(step=self._step):
+            with self._writer.as_default(step=self._step), tf.summary.record_if(True):
+                if len(self.history) == 1:
+                    _write_layout(*self._layout())
                 self._write(entry)
             self._writer.flush()
+
+    @abc.abstractmethod
+    def _layout(self) -> tuple[str, dict[str, str]]:
+        """The Custom Scalars category: (title, {chart title: tag regex})."""
 
     @abc.abstractmethod
     def _entry(self) -> dict:
@@ -73,6 +112,12 @@ class SplitSamplerLogger(_PeriodicLogger):
             "mean_rewards": self.sampler.take_mean_rewards(),
         }
 
+    def _layout(self) -> tuple[str, dict[str, str]]:
+        return "split sampler", {
+            "split probabilities": r"split_probability/.*",
+            "mean reward per split": r"split_reward/.*",
+        }
+
     def _write(self, entry: dict) -> None:
         for name, p in entry["probabilities"].items():
             tf.summary.scalar(f"split_probability/{name}", p)
@@ -85,10 +130,11 @@ class AugmentationPolicyLogger(_PeriodicLogger):
     """Every ``every`` steps, logs what an :class:`AugmentationPolicy` has learned.
 
     TensorBoard (``log_dir/augmentation_policy``): ``op_probability/<op>``,
-    ``mean_level/<op>``, ``mean_magnitude/<op>``, ``ops_per_image/<n>`` scalars, a
-    histogram of the op probabilities and, given ``images`` (uint8 ``[n, H, W, C]``), a
-    grid of them augmented by the current policy. :attr:`history` keeps each record's
-    :meth:`AugmentationPolicy.summary`.
+    ``mean_level/<op>``, ``mean_magnitude/<op>``, ``ops_per_image/<n>`` scalars (and a
+    Custom Scalars layout that draws each family in one chart), a histogram of the op
+    probabilities and, given ``images`` (``[n, H, W, C]`` in the policy's value range), the
+    :meth:`examples` image: each beside its augmentation, titled with its ops and levels.
+    :attr:`history` keeps each record's :meth:`AugmentationPolicy.summary`.
     """
 
     def __init__(
@@ -105,6 +151,13 @@ class AugmentationPolicyLogger(_PeriodicLogger):
     def _entry(self) -> dict:
         return self.policy.summary()
 
+    def _layout(self) -> tuple[str, dict[str, str]]:
+        return "augmentation policy", {
+            "op probabilities": r"op_probability/.*",
+            "mean level per op": r"mean_level/.*",
+            "ops per image": r"ops_per_image/.*",
+        }
+
     def _write(self, entry: dict) -> None:
         for name, op in entry["ops"].items():
             tf.summary.scalar(f"op_probability/{name}", op["probability"])
@@ -116,14 +169,16 @@ class AugmentationPolicyLogger(_PeriodicLogger):
             "op_probabilities", [op["probability"] for op in entry["ops"].values()]
         )
         if self.images is not None:
-            augmented = self.policy.augment(self.images, tf.constant([self._step, 0], tf.int64))
-            tf.summary.image("augmented", _grid(augmented), max_outputs=1)
+            tf.summary.image("augmented", self.examples()[None], max_outputs=1)
 
-
-def _grid(images: tf.Tensor, columns: int = 8) -> tf.Tensor:
-    """A batch ``[n, H, W, C]`` tiled into one image ``[1, rows*H, columns*W, C]``."""
-    n, h, w, c = images.shape
-    rows = -(-n // columns)
-    padded = tf.concat([images, tf.zeros([rows * columns - n, h, w, c], images.dtype)], 0)
-    tiles = tf.reshape(padded, [rows, columns, h, w, c])
-    return tf.reshape(tf.transpose(tiles, [0, 2, 1, 3, 4]), [1, rows * h, columns * w, c])
+    def examples(self) -> np.ndarray:
+        """``images`` beside their augmentation by the current policy, titled with each
+        image's ops and levels (RGB ``uint8``); the draws depend only on the step."""
+        sample_seed, apply_seed = tf.unstack(
+            tf.random.experimental.stateless_split(tf.constant([self._step, 0], tf.int64), 2)
+        )
+        actions = self.policy.sample(len(self.images), seed=sample_seed)
+        augmented = self.policy.transform(self.images, actions, seed=apply_seed)
+        return plots.augmentation_examples(
+            self.images, augmented, self.policy.describe(actions), self.policy.value_range
+        )

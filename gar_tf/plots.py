@@ -65,3 +65,37 @@ def plot_augmentation_heatmap(summary: dict, path: str | Path, title: str = "") 
     ax.set_title(title or "learned p(op) p(level | op)")
     fig.colorbar(image, ax=ax, fraction=0.03)
     return _save(fig, path)
+
+
+def augmentation_examples(
+    originals, augmented, labels: list[str], value_range=(0, 255), columns: int = 4
+):
+    """An RGB ``uint8`` array ``[H, W, 3]`` showing each original beside its augmented
+    version, titled with its ops and levels (for ``tf.summary.image`` or a PNG)."""
+    import numpy as np
+
+    plt = _pyplot()
+    originals, augmented = np.asarray(originals), np.asarray(augmented)
+    if originals.shape != augmented.shape or len(labels) != len(originals):
+        raise ValueError(
+            f"originals {originals.shape}, augmented {augmented.shape} and {len(labels)} labels "
+            "must describe the same images."
+        )
+    rows = -(-len(originals) // columns)
+    fig, axes = plt.subplots(rows, 2 * columns, figsize=(2.6 * columns, 1.7 * rows), dpi=100)
+    low, high = value_range
+    originals, augmented = (np.clip((a - low) / (high - low), 0, 1) for a in (originals, augmented))
+    gray = originals.shape[-1] == 1
+    for i, ax in enumerate(np.atleast_2d(axes).reshape(-1, 2)):
+        for side in ax:
+            side.axis("off")
+        if i >= len(originals):
+            continue
+        for side, image, title in ((ax[0], originals[i], "original"), (ax[1], augmented[i], "")):
+            side.imshow(image[..., 0] if gray else image, cmap="gray", vmin=0, vmax=1)
+            side.set_title(title or labels[i].replace(" + ", "\n"), fontsize=7)
+    fig.tight_layout()
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return pixels

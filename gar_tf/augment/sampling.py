@@ -47,5 +47,11 @@ def augment_with(
     batch = tf.shape(images)[0]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
     actions = sample_actions(count_logits, op_logits, level_logits, batch, seeds[0])
-    _, ops, levels = active_ops(actions, count_logits.shape[1])
-    return apply_ops(images, ops, levels, space, num_levels, seed=seeds[1])
+    return apply_actions(images, actions, space, num_levels, seeds[1])
+
+
+def apply_actions(images, actions, space, num_levels, seed) -> tf.Tensor:
+    """Applies each image's active ops at their levels (the ± signs drawn from ``seed``)."""
+    max_ops = (actions.shape[1] - 1) // 2
+    _, ops, levels = active_ops(tf.cast(actions, tf.int32), max_ops)
+    return apply_ops(images, ops, levels, space, num_levels, seed=seed)

@@ -16,7 +16,13 @@ import numpy as np
 import tensorflow as tf
 
 from gar_tf import augment
-from gar_tf.augment.sampling import active_ops, augment_with, member_of, sample_actions
+from gar_tf.augment.sampling import (
+    active_ops,
+    apply_actions,
+    augment_with,
+    member_of,
+    sample_actions,
+)
 from gar_tf.policies.base import Policy
 from gar_tf.replicas import replica_id
 
@@ -143,13 +149,23 @@ class AugmentationPolicy(Policy):
         count, op, level = self._logits()
         return tf.reduce_mean(h(count) + h(op) + tf.reduce_mean(h(level), -1))
 
-    def transform(self, x, actions: tf.Tensor):
-        """Applies each example's ops at their levels (the ± signs from the seed stream)."""
-        _, ops, levels = active_ops(tf.cast(actions, tf.int32), self.max_ops)
-        seed = self._next_seed()
+    def transform(self, x, actions: tf.Tensor, seed=None):
+        """Applies each example's ops at their levels; the ± signs come from the seed
+        stream, or from ``seed`` (int ``[2]``, stateless) when given."""
+        seed = self._next_seed() if seed is None else seed
         return self._in_value_range(
-            x, lambda x: augment.apply_ops(x, ops, levels, self.space, self.num_levels, seed=seed)
+            x, lambda x: apply_actions(x, actions, self.space, self.num_levels, seed)
         )
+
+    def describe(self, actions) -> list[str]:
+        """Each example's ops and levels from its actions, e.g. ``"Rotate 12 + Color 30"``."""
+        actions = tf.cast(actions, tf.int32)
+        active, ops, levels = (np.asarray(t) for t in active_ops(actions, self.max_ops))
+        names = [op.name for op in self.space.ops]
+        return [
+            " + ".join(f"{names[o]} {lv}" for o, lv, on in zip(*row) if on)
+            for row in zip(ops, levels, active)
+        ]
 
     def augment(self, images, seed) -> tf.Tensor:
         """Samples and applies actions for ``images`` from ``seed`` (int ``[2]``): the
