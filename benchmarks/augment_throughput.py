@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 
     Augmenter = Callable[[tf.Tensor], tf.Tensor]
 
-# Runs from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Runs from a checkout without installing the package; shares the trainers' flag checks.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
+import _cli  # noqa: E402
 
 IMAGE_SHAPE = (32, 32, 3)
 SETTINGS = ("tf.data", "tf.function")
@@ -61,12 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.batches, args.warmup = 2, 3, 1
-    problems = [
-        f"--{dest.replace('_', '-')} must be >= {least}, got {getattr(args, dest)}"
-        for dest, least in (("batch_size", 1), ("slots", 1), ("rounds", 1), ("batches", 1))
-        + (("warmup", 0),)
-        if getattr(args, dest) < least
-    ]
+    problems = _cli.at_least(args, 1, "batch_size", "slots", "rounds", "batches")
+    problems += _cli.at_least(args, 0, "warmup")
     if args.json is not None and not args.json.parent.is_dir():
         problems.append(f"--json {args.json}: folder {args.json.parent} does not exist")
     if problems:

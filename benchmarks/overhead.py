@@ -27,8 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-# Runs from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Runs from a checkout without installing the package; shares the trainers' flag checks.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
+import _cli  # noqa: E402
 
 VARIANTS = ("plain", "gar", "vmap")
 GOAL_GAR_OVER_PLAIN = 1.25
@@ -92,18 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps_per_round, args.memory_steps = 2, 4, 3
-    problems = [
-        f"{flag} must be {bound}, got {value}"
-        for flag, value, bound, ok in (
-            ("--steps-per-round", args.steps_per_round, ">= 2", args.steps_per_round >= 2),
-            ("--rounds", args.rounds, ">= 1", args.rounds >= 1),
-            ("--warmup-rounds", args.warmup_rounds, ">= 0", args.warmup_rounds >= 0),
-            ("--memory-steps", args.memory_steps, ">= 0", args.memory_steps >= 0),
-            ("--batch-size", args.batch_size, ">= 1", args.batch_size >= 1),
-            ("--learning-rate", args.learning_rate, "> 0", args.learning_rate > 0),
-        )
-        if not ok
-    ]
+    problems = (
+        _cli.at_least(args, 2, "steps_per_round")
+        + _cli.at_least(args, 1, "rounds", "batch_size")
+        + _cli.at_least(args, 0, "warmup_rounds", "memory_steps")
+        + _cli.positive(args, "learning_rate")
+    )
     if problems:
         parser.error("\n  ".join(problems))
     return args
