@@ -26,20 +26,22 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
-import numpy as np
-import tensorflow as tf
+if TYPE_CHECKING:
+    import numpy as np
+    import tensorflow as tf
 
-# Runs from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gar_tf import augment, datasets  # noqa: E402
+    Augmenter = Callable[[tf.Tensor], tf.Tensor]
+
+# Runs from a checkout without installing the package; shares the trainers' flag checks.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
+import _cli  # noqa: E402
 
 IMAGE_SHAPE = (32, 32, 3)
 SETTINGS = ("tf.data", "tf.function")
 GOAL_OVER_KERAS = 5.0
-
-Augmenter = Callable[[tf.Tensor], tf.Tensor]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,12 +63,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.batches, args.warmup = 2, 3, 1
+    problems = _cli.at_least(args, 1, "batch_size", "slots", "rounds", "batches")
+    problems += _cli.at_least(args, 0, "warmup")
+    if args.json is not None and not args.json.parent.is_dir():
+        problems.append(f"--json {args.json}: folder {args.json.parent} does not exist")
+    if problems:
+        parser.error("\n  ".join(problems))
     return args
 
 
 def image_pool(batch_size: int, count: int = 4) -> np.ndarray:
     """``count`` uint8 batches: Fashion-MNIST padded to 32x32 and repeated to 3 channels
     (CIFAR-shaped real pixels) when the data is installed, else uniform noise."""
+    import numpy as np
+
+    from gar_tf import datasets
+
     try:
         images = datasets.load_fashion_mnist(as_numpy=True, limit=batch_size * count)[0]
         images = np.repeat(np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=-1)
@@ -78,6 +90,10 @@ def image_pool(batch_size: int, count: int = 4) -> np.ndarray:
 
 def gar_augmenter(slots: int) -> Augmenter:
     """A random wide-space op and level per image and slot, via ``apply_ops``."""
+    import tensorflow as tf
+
+    from gar_tf import augment
+
     num_ops = len(augment.space_ops("wide"))
 
     def run(images: tf.Tensor) -> tf.Tensor:
@@ -91,6 +107,8 @@ def gar_augmenter(slots: int) -> Augmenter:
 
 def augmenters(slots: int, with_keras_cv: bool) -> dict[str, Augmenter]:
     """The variants to compare, by name."""
+    import keras
+
     variants = {
         "gar_tf": gar_augmenter(slots),
         "keras": keras.layers.RandAugment(value_range=(0, 255), num_ops=slots),
@@ -113,6 +131,8 @@ def timed_batches(setting: str, fn: Augmenter, pool: np.ndarray, args) -> float:
     ``fn`` is traced once per call (a fresh dataset or ``tf.function``); the
     warm-up batches absorb the tracing.
     """
+    import tensorflow as tf
+
     if setting == "tf.data":
         ds = tf.data.Dataset.from_tensor_slices(pool).repeat()
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -137,6 +157,9 @@ def timed_batches(setting: str, fn: Augmenter, pool: np.ndarray, args) -> float:
 
 def machine() -> dict[str, str]:
     """What the numbers were measured on."""
+    import keras
+    import tensorflow as tf
+
     model = "unknown"
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:

@@ -27,17 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
-
-# Runs from a checkout without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import gar_tf  # noqa: E402
+# Runs from a checkout without installing the package; shares the trainers' flag checks.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
+import _cli  # noqa: E402
 
 VARIANTS = ("plain", "gar", "vmap")
-IMAGE_SHAPE = (32, 32, 3)
-NUM_CLASSES = 10
 GOAL_GAR_OVER_PLAIN = 1.25
 GOAL_VMAP_OVER_GAR = 5.0
 
@@ -93,225 +88,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="smoke run of about a minute: 2 rounds of 4 steps, 3 memory steps "
         "(overrides --rounds, --steps-per-round and --memory-steps)",
     )
-    parser.add_argument(
-        "--child",
-        choices=VARIANTS,
-        help="internal: train only this variant for --memory-steps steps and print its "
-        "peak memory as JSON (the parent runs one such child per variant)",
+    parser.add_argument(  # internal: the parent runs one such child per variant
+        "--child", choices=VARIANTS, help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps_per_round, args.memory_steps = 2, 4, 3
-    if args.steps_per_round < 2 or args.rounds < 1 or args.warmup_rounds < 0:
-        parser.error("need --steps-per-round >= 2, --rounds >= 1 and --warmup-rounds >= 0")
+    problems = (
+        _cli.at_least(args, 2, "steps_per_round")
+        + _cli.at_least(args, 1, "rounds", "batch_size")
+        + _cli.at_least(args, 0, "warmup_rounds", "memory_steps")
+        + _cli.positive(args, "learning_rate")
+    )
+    if problems:
+        parser.error("\n  ".join(problems))
     return args
-
-
-def build_backbone(seed: int) -> keras.Model:
-    """The benchmark CNN: 4 Conv2D + 2 Dense layers, no BatchNorm."""
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input(IMAGE_SHAPE),
-            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
-            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu", padding="same"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(NUM_CLASSES),
-        ],
-        name="backbone",
-    )
-
-
-def make_dataset(num_batches: int, batch_size: int, seed: int) -> tf.data.Dataset:
-    """``num_batches`` fixed batches of random-normal images and random labels."""
-    rng = np.random.default_rng(seed)
-    n = num_batches * batch_size
-    x = rng.standard_normal((n, *IMAGE_SHAPE), dtype=np.float32)
-    y = rng.integers(0, NUM_CLASSES, n)
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
-
-
-class VmapRewardModel(keras.Model):
-    """The "next" reward the naive way, as a baseline for GARModel.
-
-    Each step, ``tf.vectorized_map`` gives the per-example gradients ``g_i`` of
-    this batch's share of the mean loss. The batch gradient is ``G = sum_i g_i``
-    (``batch_gradient="sum"``) or comes from an ordinary batched backward pass
-    (``"backward"``). The rewards of the previous batch are ``r_i = <g_i^prev, G>``;
-    then this batch's ``g_i`` are stored, flattened, in a non-trainable variable,
-    and the optimizer steps on ``G``. Logs ``reward_mean``, ``reward_std`` and
-    ``reward_positive`` like GARModel.
-    """
-
-    def __init__(
-        self, backbone: keras.Model, batch_size: int, batch_gradient: str = "sum", **kwargs
-    ) -> None:
-        super().__init__(**kwargs)
-        self.backbone = backbone
-        self.batch_gradient = batch_gradient
-        self.sizes = [int(np.prod(v.shape)) for v in backbone.trainable_variables]
-        self.pending = self.add_weight(
-            shape=(batch_size, sum(self.sizes)), initializer="zeros", trainable=False
-        )
-        self.pending_valid = self.add_weight(shape=(), initializer="zeros", trainable=False)
-        self.last_rewards = self.add_weight(
-            shape=(batch_size,), initializer="zeros", trainable=False
-        )
-        self.reward_mean = keras.metrics.Mean(name="reward_mean")
-        self.reward_std = keras.metrics.Mean(name="reward_std")
-        self.reward_positive = keras.metrics.Mean(name="reward_positive")
-
-    def call(self, inputs, training=None):
-        return self.backbone(inputs, training=training)
-
-    def fit(self, *args, **kwargs):
-        self.pending_valid.assign(0.0)
-        return super().fit(*args, **kwargs)
-
-    def train_step(self, data):
-        x, y = data
-        variables = self.backbone.trainable_variables
-        batch = tf.shape(x)[0]
-
-        def one(example):
-            xi, yi = example
-            with tf.GradientTape() as tape:
-                logits = self.backbone(xi[None], training=True)
-                loss = tf.reduce_sum(self.loss.call(yi[None], logits))
-            grads = tape.gradient(loss, variables)
-            return logits[0], loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
-
-        if self.batch_gradient == "sum":
-            logits, losses, per_example = tf.vectorized_map(one, (x, y))
-            per_example = per_example / tf.cast(batch, per_example.dtype)
-            flat_gradient = tf.reduce_sum(per_example, axis=0)
-        else:
-            with tf.GradientTape() as tape:
-                logits = self.backbone(x, training=True)
-                losses = self.loss.call(y, logits)
-                mean_loss = tf.reduce_mean(losses)
-            grads = tape.gradient(mean_loss, variables)
-            flat_gradient = tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
-            per_example = tf.vectorized_map(one, (x, y))[2]
-            per_example = per_example / tf.cast(batch, per_example.dtype)
-
-        def rewarded():
-            rewards = tf.linalg.matvec(self.pending, flat_gradient)
-            self.last_rewards.assign(rewards)
-            self.reward_mean.update_state(tf.reduce_mean(rewards))
-            self.reward_std.update_state(tf.math.reduce_std(rewards))
-            self.reward_positive.update_state(tf.reduce_mean(tf.cast(rewards > 0, tf.float32)))
-            return rewards
-
-        tf.cond(self.pending_valid > 0, rewarded, lambda: tf.zeros([0]))
-        self.pending.assign(per_example)
-        self.pending_valid.assign(1.0)
-        gradient = [
-            tf.reshape(g, v.shape) for g, v in zip(tf.split(flat_gradient, self.sizes), variables)
-        ]
-        self.optimizer.apply(gradient, variables)
-        self._loss_tracker.update_state(tf.reduce_mean(losses), sample_weight=batch)
-        return self.compute_metrics(x, y, logits)
-
-
-def make_variant(
-    name: str, backbone: keras.Model, weights: list[np.ndarray], args: argparse.Namespace
-) -> keras.Model:
-    """A compiled ``name`` variant around a fresh clone of ``backbone`` at ``weights``."""
-    clone = keras.models.clone_model(backbone)
-    clone.set_weights(weights)
-    if name == "plain":
-        model = clone
-    elif name == "gar":
-        model = gar_tf.GARModel(clone)
-    else:
-        model = VmapRewardModel(clone, args.batch_size, args.vmap_gradient)
-    model.compile(
-        optimizer=keras.optimizers.SGD(args.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        steps_per_execution=1,
-    )
-    return model
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Wall time of every training batch but the first of each ``fit`` call."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-        self._start = 0.0
-
-    def on_train_batch_begin(self, batch: int, logs=None) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch: int, logs=None) -> None:
-        if batch > 0:
-            self.times.append(time.perf_counter() - self._start)
-
-
-def time_variants(
-    models: dict[str, keras.Model], dataset: tf.data.Dataset, args: argparse.Namespace
-) -> dict[str, list[list[float]]]:
-    """Per variant, the timed step durations (seconds) of each timed round."""
-    rounds: dict[str, list[list[float]]] = {name: [] for name in models}
-    names = list(models)
-    for r in range(args.warmup_rounds + args.rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            timer = StepTimer()
-            models[name].fit(dataset, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
-            if r >= args.warmup_rounds:
-                rounds[name].append(timer.times)
-        print(f"  round {r + 1}/{args.warmup_rounds + args.rounds} done", flush=True)
-    return rounds
-
-
-def check_rewards(
-    backbone: keras.Model, weights: list[np.ndarray], args: argparse.Namespace
-) -> dict[str, float]:
-    """Rewards of batch 0 against G_1 from GARModel, the vmap baseline and a reference.
-
-    The reference is ``gar_tf.per_example_alignment`` at the initial weights,
-    with ``G_1`` the gradient on batch 1 after one plain SGD step on batch 0.
-    GARModel exposes only its logged statistics, the baseline its reward vector.
-    """
-    two = make_dataset(2, args.batch_size, args.seed + 1)
-    (x0, y0), (x1, y1) = list(two)
-    logs = {}
-    for name in ("gar", "vmap"):
-        model = make_variant(name, backbone, weights, args)
-        history = model.fit(two, epochs=1, verbose=0, shuffle=False)
-        logs[name] = {k: v[-1] for k, v in history.history.items()}
-        if name == "vmap":
-            vmap_rewards = model.last_rewards.numpy()
-    plain = make_variant("plain", backbone, weights, args)
-    plain.fit(two.take(1), epochs=1, verbose=0, shuffle=False)
-    with tf.GradientTape() as tape:
-        loss = plain.loss(y1, plain(x1, training=True))
-    direction = tape.gradient(loss, plain.trainable_variables)
-    at_start = keras.models.clone_model(backbone)
-    at_start.set_weights(weights)
-    reference = gar_tf.per_example_alignment(
-        at_start, plain.loss, x0, y0, direction, training=True
-    ).numpy()
-    scale = float(np.max(np.abs(reference)))
-    return {
-        "reference_mean": float(reference.mean()),
-        "reference_std": float(reference.std()),
-        "gar_mean": logs["gar"]["reward_mean"],
-        "gar_std": logs["gar"]["reward_std"],
-        "vmap_mean": logs["vmap"]["reward_mean"],
-        "vmap_std": logs["vmap"]["reward_std"],
-        "vmap_max_rel_error": float(np.max(np.abs(vmap_rewards - reference))) / scale,
-        "gar_mean_rel_error": abs(logs["gar"]["reward_mean"] - reference.mean()) / scale,
-        "gar_std_rel_error": abs(logs["gar"]["reward_std"] - reference.std()) / scale,
-    }
 
 
 def proc_status_kib(field: str) -> int:
@@ -324,6 +115,8 @@ def proc_status_kib(field: str) -> int:
 
 def run_child(args: argparse.Namespace) -> None:
     """Trains one variant for ``--memory-steps`` steps and prints its memory as JSON."""
+    from _overhead_models import build_backbone, make_dataset, make_variant
+
     backbone = build_backbone(args.seed)
     model = make_variant(args.child, backbone, backbone.get_weights(), args)
     dataset = make_dataset(args.memory_steps, args.batch_size, args.seed)
@@ -353,6 +146,9 @@ def measure_memory(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def machine_info() -> dict[str, str]:
     """CPU, core count, memory, load and library versions."""
+    import keras
+    import tensorflow as tf
+
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = next(
         (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
@@ -373,6 +169,8 @@ def machine_info() -> dict[str, str]:
 
 def quantile(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values`` (linear interpolation)."""
+    import numpy as np
+
     return float(np.quantile(values, q))
 
 
@@ -471,6 +269,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         run_child(args)
         return
+    from _overhead_models import (
+        build_backbone,
+        check_rewards,
+        make_dataset,
+        make_variant,
+        time_variants,
+    )
+
     started = time.perf_counter()
     info = machine_info()
     backbone = build_backbone(args.seed)

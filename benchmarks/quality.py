@@ -28,18 +28,15 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
-import numpy as np
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 # Runs from a checkout without installing the package; shares the trainers' CLI pieces.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
 import _cli  # noqa: E402
-
-import gar_tf  # noqa: E402
-from gar_tf.augment import baselines  # noqa: E402
 
 CONFIGS = ("cropflip", "randaugment", "trivialaugment", "gar", "transfer")
 LABELS = {
@@ -52,17 +49,27 @@ LABELS = {
 GOAL_TIME_OVER_TA = 1.3
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = _cli.parser(__doc__, argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = _cli.parser(__doc__)
     _cli.add_backbone(p, per_class=300, model="resnet8")
     _cli.add_training(
         p, epochs=25, learning_rate=2e-3, learning_rate_help="Adam, cosine-decayed to 0"
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed and config"
+    )
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        choices=CONFIGS,
+        default=list(CONFIGS),
+        help="which configurations to train: "
+        + ", ".join(f"{name} ({label})" for name, label in LABELS.items()),
+    )
     p.add_argument(
         "--gar-ops",
         default="trivialaugment",
+        choices=["trivialaugment", "wide", "standard"],
         help="GAR's search space: trivialaugment (TrivialAugment-Wide's 14 ops and ranges), "
         "wide (19 ops) or standard",
     )
@@ -75,11 +82,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--runs-dir", default=None, help="per-run JSON (default: <out>_runs)")
     p.add_argument("--out", default=None, help="output stem (default: docs/results/quality_<ds>)")
-    return p.parse_args(argv)
+    return p
+
+
+def out_stem(args: argparse.Namespace) -> Path:
+    return Path(args.out or f"docs/results/quality_{args.dataset}")
+
+
+def runs_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir or f"{out_stem(args)}_runs")
+
+
+def check_gar(args: argparse.Namespace) -> list[str]:
+    """GAR's slots; the transfer configuration's policy export."""
+    problems = _cli.at_least(args, 1, "gar_max_ops")
+    if "transfer" in args.configs and not (Path(args.policy) / "policy.json").exists():
+        problems.append(
+            f"--configs transfer needs an exported policy, and {args.policy} has no "
+            "policy.json: pass --policy <an export of trainers/augment_search.py> or leave "
+            "transfer out of --configs"
+        )
+    return problems
+
+
+def check_runs_dir(args: argparse.Namespace) -> list[str]:
+    """Stored runs of this sweep were made with these settings (else they would mix)."""
+    folder = runs_dir(args)
+    stored = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    others = [p.name for p in stored if json.loads(p.read_text()).get("settings") != settings(args)]
+    if not others:
+        return []
+    return [
+        f"{folder} holds runs made with other settings ({', '.join(others[:3])}"
+        f"{', ...' if len(others) > 3 else ''}): pass another --runs-dir (or --out), or "
+        "delete them to rerun"
+    ]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, all checked (argparse's usage error, exit status 2, names what to pass)."""
+    return _cli.parse(
+        build_parser(),
+        argv,
+        _cli.check_training,
+        _cli.check_backbone,
+        _cli.check_policy,
+        check_gar,
+        check_runs_dir,
+    )
 
 
 def _fixed_policy(config: str, args: argparse.Namespace):
     """``fn(images, seed)`` applied after crop/flip, or None."""
+    import gar_tf
+    from gar_tf.augment import baselines
+
     if config == "randaugment":
         return baselines.rand_augment
     if config == "trivialaugment":
@@ -92,6 +149,10 @@ def _fixed_policy(config: str, args: argparse.Namespace):
 
 def _train_data(x, y, args, seed: int, policy_fn) -> tf.data.Dataset:
     """Shuffled batches with crop/flip and the fixed policy, each batch seeded (seed, i)."""
+    import _build
+    import tensorflow as tf
+
+    from gar_tf.augment import baselines
 
     def augment(i, batch):
         images, labels = batch
@@ -102,7 +163,7 @@ def _train_data(x, y, args, seed: int, policy_fn) -> tf.data.Dataset:
         return images, labels
 
     return (
-        _cli.batches(x, y, args.batch_size, seed)
+        _build.batches(x, y, args.batch_size, seed)
         .enumerate()
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
@@ -110,6 +171,8 @@ def _train_data(x, y, args, seed: int, policy_fn) -> tf.data.Dataset:
 
 
 def _gar_ops(name: str):
+    import gar_tf
+
     return list(gar_tf.augment.space_ops("standard")) if name == "trivialaugment" else name
 
 
@@ -126,18 +189,26 @@ def settings(args: argparse.Namespace) -> dict:
 
 def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     """Trains and evaluates one (config, seed); returns its result record."""
+    import _build
+    import keras
+    import numpy as np
+
+    import gar_tf
+
     (x, y), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
-    backbone = _cli.backbone(args.model, x.shape[1:])
+    backbone = _build.backbone(args.model, x.shape[1:])
     policy = None
     if config == "gar":
-        policy = _cli.policy(args, ops=_gar_ops(args.gar_ops), max_ops=args.gar_max_ops, seed=seed)
+        policy = _build.policy(
+            args, ops=_gar_ops(args.gar_ops), max_ops=args.gar_max_ops, seed=seed
+        )
         model = gar_tf.GARModel(backbone, policies=[policy], clean_comparison="alternate")
     else:
         model = backbone
     steps = args.epochs * (len(y) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
-    _cli.compile_classifier(model, schedule)
+    _build.compile_classifier(model, schedule)
     train = _train_data(x, y, args, seed, _fixed_policy(config, args))
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
@@ -198,6 +269,9 @@ def summarise(records: list[dict]) -> dict:
 
 
 def machine() -> str:
+    import keras
+    import tensorflow as tf
+
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -290,30 +364,27 @@ def plot_bars(rows: dict, path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    import _build
+
     command = shlex.join(
         ["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]
     )
-    out = Path(args.out or f"docs/results/quality_{args.dataset}")
-    runs_dir = Path(args.runs_dir or f"{out}_runs")
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    out = out_stem(args)
+    folder = runs_dir(args)
+    folder.mkdir(parents=True, exist_ok=True)
     data = (
-        _cli.load(args, "train", subset_per_class=args.per_class, seed=0),
-        _cli.load(args, "test"),
+        _build.load(args, "train", subset_per_class=args.per_class, seed=0),
+        _build.load(args, "test"),
     )
     for seed in args.seeds:
         for config in args.configs:
-            path = runs_dir / f"{config}_seed{seed}.json"
-            if path.exists():
-                if json.loads(path.read_text()).get("settings") != settings(args):
-                    raise SystemExit(
-                        f"{path} was made with other settings; pass another --runs-dir "
-                        "(or --out), or delete it to rerun."
-                    )
+            path = folder / f"{config}_seed{seed}.json"
+            if path.exists():  # made with these settings: check_runs_dir
                 continue
             record = run_one(config, seed, args, data)
             path.write_text(json.dumps(record, indent=1) + "\n")
             print(json.dumps(record), flush=True)
-    records = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     records = [r for r in records if r.get("settings") == settings(args)]
     summary = summarise(records)
     write_report(summary, records, args, command, out)

@@ -1,32 +1,113 @@
-"""Command-line pieces the trainers (and benchmarks/quality.py) share: flags, data, models."""
+"""Command-line flags and their checks, shared by the trainers and benchmarks/quality.py.
+
+Nothing here imports TensorFlow (or gar_tf): ``--help`` and a refused flag answer at
+once. The pieces that build data and models after parsing are in ``_build``. Every flag
+is checked before any data is loaded: a script's ``checks`` return what is wrong with
+``args`` and what to pass instead, and ``parse`` turns them into argparse's usage error
+(exit status 2).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
-
-import keras
-import numpy as np
-import tensorflow as tf
-
-import gar_tf
+import math
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 DATASETS = ("fashion_mnist", "mnist")
+TRAIN_SIZE = 60_000  # training images of both datasets
+# Training images of the rarest class (MNIST's 5s), the most --per-class can draw.
+MAX_PER_CLASS = {"fashion_mnist": 6000, "mnist": 5421}
+_RESNET = re.compile(r"resnet([1-9]\d*)(?:_w([1-9]\d*))?")  # as gar_tf.backbones
+BACKBONES = "small_cnn, or resnetD / resnetD_wW (D = 6 n + 2, e.g. resnet8, resnet14_w32)"
+
+Checks = Callable[[argparse.Namespace], Iterable[str]]
 
 
-def parser(
-    doc: str, formatter_class: type = argparse.RawDescriptionHelpFormatter
-) -> argparse.ArgumentParser:
-    """An argument parser described by the script's docstring, with the dataset options."""
-    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=formatter_class)
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks and appends each flag's default.
+
+    A default of None or False is not shown: such a flag's help says what happens
+    without it.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = not (
+            action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        )
+        if shown and "%(default)" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A parser described by the docstring's first paragraph (its ``Example:`` line as the
+    epilog), with ``--dataset`` and ``--data-dir``."""
+    paragraphs = doc.strip().split("\n\n")
+    example = [p for p in paragraphs[1:] if p.startswith("Example")]
+    p = argparse.ArgumentParser(
+        description=paragraphs[0],
+        epilog="\n\n".join(example) or None,
+        formatter_class=HelpFormatter,
+    )
     p.add_argument(
         "--dataset",
         choices=DATASETS,
         default="fashion_mnist",
         help="real offline dataset (see gar_tf.datasets for where it is read from)",
     )
-    p.add_argument("--data-dir", default=None, help="directory holding the dataset's IDX files")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory holding the dataset's IDX files (default: the places gar_tf.datasets "
+        "searches)",
+    )
     return p
+
+
+def parse(
+    p: argparse.ArgumentParser, argv: list[str] | None, *checks: Checks
+) -> argparse.Namespace:
+    """``p.parse_args(argv)``, then the checks in order: the first that finds problems ends
+    in ``p.error`` (later checks may rely on what earlier ones checked)."""
+    args = p.parse_args(argv)
+    for check in checks:
+        problems = list(check(args))
+        if problems:
+            p.error("\n  ".join(problems))
+    return args
+
+
+def round_up(value: float, digits: int = 2) -> str:
+    """``value`` rounded up to ``digits`` significant digits, for a minimum to suggest."""
+    if value <= 0:
+        return f"{value:g}"
+    scale = 10 ** (digits - 1 - math.floor(math.log10(value)))
+    return f"{math.ceil(value * scale) / scale:g}"
+
+
+def at_least(args: argparse.Namespace, minimum: float, *flags: str) -> list[str]:
+    """A problem for each ``--flag`` (given as its dest) whose value is below ``minimum``."""
+    return [
+        f"{_flag(dest)} must be >= {minimum}, got {getattr(args, dest)}"
+        for dest in flags
+        if getattr(args, dest) < minimum
+    ]
+
+
+def positive(args: argparse.Namespace, *flags: str) -> list[str]:
+    """A problem for each ``--flag`` (given as its dest) whose value is not > 0."""
+    return [
+        f"{_flag(dest)} must be > 0, got {getattr(args, dest)}"
+        for dest in flags
+        if not getattr(args, dest) > 0
+    ]
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
 def add_backbone(p: argparse.ArgumentParser, *, per_class: int, model: str) -> None:
@@ -34,7 +115,33 @@ def add_backbone(p: argparse.ArgumentParser, *, per_class: int, model: str) -> N
     p.add_argument(
         "--per-class", type=int, default=per_class, help="training images per class (stratified)"
     )
-    p.add_argument("--model", default=model, help=gar_tf.backbones.NAMES)
+    p.add_argument("--model", default=model, help=BACKBONES)
+
+
+def check_backbone(args: argparse.Namespace) -> list[str]:
+    """``--per-class`` within the dataset and one full batch; ``--model`` a backbone name."""
+    most = MAX_PER_CLASS[args.dataset]
+    if not 1 <= args.per_class <= most:
+        return [f"--per-class must be in 1..{most} for {args.dataset}, got {args.per_class}"]
+    images = 10 * args.per_class
+    problems = []
+    if images < args.batch_size:
+        fewest = -(-args.batch_size // 10)
+        problems.append(
+            f"--per-class {args.per_class} gives {images} training images, fewer than one "
+            f"batch of --batch-size {args.batch_size}: pass --per-class >= {fewest} or "
+            f"--batch-size <= {images}"
+        )
+    if not backbone_name_ok(args.model):
+        problems.append(f"unknown --model {args.model!r}; use {BACKBONES}")
+    return problems
+
+
+def backbone_name_ok(name: str) -> bool:
+    """Whether ``gar_tf.backbones.from_name`` accepts ``name``, without importing it
+    (tests/test_cli.py checks that the two agree)."""
+    match = _RESNET.fullmatch(name)
+    return name == "small_cnn" or (match is not None and (int(match[1]) - 2) % 6 == 0)
 
 
 def add_training(
@@ -52,10 +159,21 @@ def add_training(
     p.add_argument("--learning-rate", type=float, default=learning_rate, help=learning_rate_help)
 
 
+def check_training(args: argparse.Namespace) -> list[str]:
+    """``--epochs`` (if any) and ``--batch-size`` >= 1, ``--learning-rate`` > 0."""
+    flags = ("epochs", "batch_size") if hasattr(args, "epochs") else ("batch_size",)
+    return at_least(args, 1, *flags) + positive(args, "learning_rate")
+
+
 def add_policy(p: argparse.ArgumentParser) -> None:
-    """``--policy-lr`` and ``--ensemble`` of an ``AugmentationPolicy`` (see ``policy``)."""
+    """``--policy-lr`` and ``--ensemble`` of an ``AugmentationPolicy`` (see ``_build.policy``)."""
     p.add_argument("--policy-lr", type=float, default=0.01, help="policy Adam learning rate")
     p.add_argument("--ensemble", type=int, default=1, help="independent samplers per batch")
+
+
+def check_policy(args: argparse.Namespace) -> list[str]:
+    """``--policy-lr`` > 0 and ``--ensemble`` >= 1."""
+    return positive(args, "policy_lr") + at_least(args, 1, "ensemble")
 
 
 def add_logging(
@@ -72,51 +190,9 @@ def add_logging(
     p.add_argument("--logdir", default=logdir, help=logdir_help)
 
 
-def load(args: argparse.Namespace, split: str, **options):
-    """``(images uint8 [N, 28, 28, 1], labels)`` of ``args.dataset``'s ``split``."""
-    loader = getattr(gar_tf.datasets, f"load_{args.dataset}")
-    return loader(args.data_dir, split, as_numpy=True, **options)
-
-
-def backbone(name: str, input_shape, num_classes: int = 10) -> keras.Model:
-    """``gar_tf.backbones.from_name(name)`` behind a Rescaling(1/255): policies work on
-    [0, 255] pixels."""
-    core = gar_tf.backbones.from_name(name, input_shape, num_classes)
-    inputs = keras.Input(input_shape)
-    return keras.Model(inputs, core(keras.layers.Rescaling(1 / 255)(inputs)), name=core.name)
-
-
-def policy(args: argparse.Namespace, *, ops, max_ops: int, seed: int, **options):
-    """An ``AugmentationPolicy`` with the ``add_policy`` flags' ensemble and optimizer."""
-    return gar_tf.AugmentationPolicy(
-        ops=ops,
-        max_ops=max_ops,
-        ensemble=args.ensemble,
-        seed=seed,
-        policy_optimizer=keras.optimizers.Adam(args.policy_lr),
-        **options,
-    )
-
-
-def compile_classifier(model: keras.Model, learning_rate) -> keras.Model:
-    """Adam(``learning_rate``: a float or a schedule), sparse cross-entropy, accuracy."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Shuffled full batches of ``(float32 images, int32 labels)``, not prefetched."""
-    return (
-        tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int32)))
-        .shuffle(len(y), seed=seed)
-        .batch(batch_size, drop_remainder=True)
-    )
-
-
-def verbosity() -> int:
-    """``fit``'s ``verbose``: a progress bar on a terminal, one line per epoch otherwise."""
-    return 1 if sys.stdout.isatty() else 2
+def check_logging(args: argparse.Namespace) -> list[str]:
+    """``--log-every`` (if any) >= 1 and ``--logdir`` not a file."""
+    problems = at_least(args, 1, "log_every") if hasattr(args, "log_every") else []
+    if Path(args.logdir).is_file():
+        problems.append(f"--logdir {args.logdir} is a file; pass a directory")
+    return problems

@@ -22,13 +22,9 @@ import time
 from pathlib import Path
 
 import _cli
-import keras
-import numpy as np
-
-import gar_tf
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = _cli.parser(__doc__)
     _cli.add_backbone(p, per_class=1000, model="small_cnn")
     _cli.add_training(p, epochs=3)
@@ -49,7 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "alternate), slice (the last --clean-size examples of each batch stay clean), "
         "next (the next batch as it comes, also augmented)",
     )
-    p.add_argument("--clean-size", type=int, default=16, help="clean slice size for 'slice'")
+    p.add_argument(
+        "--clean-size", type=int, default=16, help="clean slice size (only with --comparison slice)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for data subset, init and policy")
     _cli.add_logging(
         p,
@@ -69,43 +67,104 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="replace an existing policy export at --export-dir",
     )
-    return p.parse_args(argv)
+    return p
+
+
+def export_dir(args: argparse.Namespace) -> Path | None:
+    """Where the policy is exported, or None (``--export-dir none``)."""
+    if args.export_dir == "none":
+        return None
+    return Path(args.export_dir or Path(args.logdir) / "policy")
+
+
+def check_policy_flags(args: argparse.Namespace) -> list[str]:
+    """Slots, levels and the clean slice the policy and GARModel would refuse."""
+    problems = _cli.at_least(args, 1, "max_ops", "num_levels")
+    if args.comparison == "slice" and not 1 <= args.clean_size < args.batch_size:
+        problems.append(
+            f"--comparison slice needs --clean-size in 1..{args.batch_size - 1} (below "
+            f"--batch-size {args.batch_size}), got {args.clean_size}"
+        )
+    return problems
+
+
+def check_export(args: argparse.Namespace) -> list[str]:
+    """The export folder is free, or an earlier policy export and ``--overwrite``."""
+    path = export_dir(args)
+    if path is None or not path.exists():
+        return []
+    if not args.overwrite:
+        return [f"{path} exists; pass another --export-dir, or --overwrite to replace it"]
+    if not (path / "policy.json").exists():
+        return [
+            f"--overwrite replaces only a policy export, and {path} has no policy.json; "
+            "pass another --export-dir"
+        ]
+    return []
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, all checked (argparse's usage error, exit status 2, names what to pass)."""
+    return _cli.parse(
+        build_parser(),
+        argv,
+        _cli.check_training,
+        _cli.check_backbone,
+        _cli.check_policy,
+        check_policy_flags,
+        _cli.check_logging,
+        check_export,
+    )
+
+
+def make_policy(args: argparse.Namespace):
+    """The ``AugmentationPolicy`` of the flags; an unknown ``--ops`` ends in a usage error."""
+    import _build
+
+    ops = args.ops if args.ops in ("wide", "standard") else args.ops.split(",")
+    try:
+        return _build.policy(
+            args, ops=ops, max_ops=args.max_ops, seed=args.seed, num_levels=args.num_levels
+        )
+    except (ValueError, KeyError) as error:
+        build_parser().error(f"--ops {args.ops!r}: {error}")
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    export_dir = args.export_dir or str(Path(args.logdir) / "policy")
-    replaceable = args.overwrite and (Path(export_dir) / "policy.json").exists()
-    if export_dir != "none" and Path(export_dir).exists() and not replaceable:
-        raise SystemExit(
-            f"{export_dir} exists; pass another --export-dir, or --overwrite to replace a "
-            "policy export (checked before training)."
-        )
+    return run(args, argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """Trains the model and the policy, then writes the summary, heat map and export."""
+    import _build
+    import keras
+    import numpy as np
+
+    import gar_tf
+
     keras.utils.set_random_seed(args.seed)
-    x, y = _cli.load(args, "train", subset_per_class=args.per_class, seed=args.seed)
-    x_test, y_test = _cli.load(args, "test")
-    ops = args.ops if args.ops in ("wide", "standard") else args.ops.split(",")
-    policy = _cli.policy(
-        args, ops=ops, max_ops=args.max_ops, seed=args.seed, num_levels=args.num_levels
-    )
+    policy = make_policy(args)
+    x, y = _build.load(args, "train", subset_per_class=args.per_class, seed=args.seed)
+    x_test, y_test = _build.load(args, "test")
     model = gar_tf.GARModel(
-        _cli.backbone(args.model, x.shape[1:]),
+        _build.backbone(args.model, x.shape[1:]),
         policies=[policy],
         clean_comparison=None if args.comparison == "next" else args.comparison,
         clean_size=args.clean_size if args.comparison == "slice" else 0,
     )
-    _cli.compile_classifier(model, args.learning_rate)
+    _build.compile_classifier(model, args.learning_rate)
     logdir = Path(args.logdir)
     logger = gar_tf.callbacks.AugmentationPolicyLogger(
         policy, every=args.log_every, log_dir=str(logdir), images=x[:16]
     )
-    data = _cli.batches(x, y, args.batch_size, args.seed).prefetch(2)
+    data = _build.batches(x, y, args.batch_size, args.seed).prefetch(2)
     start = time.perf_counter()
     model.fit(
         data,
         epochs=args.epochs,
         callbacks=[keras.callbacks.TensorBoard(str(logdir), update_freq=args.log_every), logger],
-        verbose=_cli.verbosity(),
+        verbose=_build.verbosity(),
     )
     seconds = time.perf_counter() - start
     logger.record()
@@ -125,8 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
         "policy": policy.policy_string(),
         "op_probabilities": {n: round(o["probability"], 4) for n, o in summary["ops"].items()},
     }
-    if export_dir != "none":
-        path = Path(export_dir)
+    path = export_dir(args)
+    if path is not None:
         if path.exists():  # --overwrite of an earlier export, checked before training
             shutil.rmtree(path)
         gar_tf.export_policy(policy, path, channels=x.shape[-1])

@@ -26,21 +26,25 @@ import time
 from pathlib import Path
 
 import _cli
-import keras
-import numpy as np
-import tensorflow as tf
 
-import gar_tf
+RUNS = ("gar", "uniform", "oracle")
+CORRUPTIONS = {
+    "labels": {0: "labels"},
+    "noise": {0: "noise"},
+    "both": {0: "labels", 1: "noise"},
+    "none": {},
+}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = _cli.parser(__doc__)
     p.add_argument("--splits", type=int, default=4, help="number of equal random splits K")
     p.add_argument(
         "--corruption",
-        choices=["labels", "noise", "both", "none"],
+        choices=list(CORRUPTIONS),
         default="labels",
-        help="which splits are corrupted (see above); 'none' keeps all clean",
+        help="labels: split 0 gets random labels; noise: split 0's images are fresh white "
+        "noise on every draw; both: labels on split 0 and noise on split 1; none: all clean",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run set per seed")
     p.add_argument(
@@ -66,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--min-probability",
         type=float,
         default=None,
-        help="SplitSampler probability floor (default: the sampler's default)",
+        help="SplitSampler probability floor, in [0, 1/K) (default: the sampler's default)",
     )
     p.add_argument(
         "--reward",
@@ -87,14 +91,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="V > 0: the last V examples of each batch come from the uniform mixture and "
-        "give the comparison gradient (GARModel clean_comparison='slice')",
+        "give the comparison gradient (GARModel clean_comparison='slice'); 0: none",
     )
     p.add_argument(
         "--runs",
         nargs="+",
-        choices=["gar", "uniform", "oracle"],
-        default=["gar", "uniform", "oracle"],
-        help="which mixtures to train",
+        choices=RUNS,
+        default=list(RUNS),
+        help="which mixtures to train: gar (learned), uniform (all splits), oracle (the clean "
+        "splits only)",
     )
     _cli.add_logging(
         p,
@@ -103,24 +108,85 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         log_every=10,
         log_every_help="steps between probability records",
     )
-    return p.parse_args(argv)
+    return p
 
 
-def corrupted_splits(corruption: str) -> dict[int, str]:
-    """Which split gets which corruption."""
-    return {
-        "labels": {0: "labels"},
-        "noise": {0: "noise"},
-        "both": {0: "labels", 1: "noise"},
-        "none": {},
-    }[corruption]
+def steps(args: argparse.Namespace) -> int:
+    """Training steps of every run: ``--passes`` over the training set."""
+    return int(args.passes * _cli.TRAIN_SIZE // args.batch_size)
+
+
+def check_splits(args: argparse.Namespace) -> list[str]:
+    """Enough splits for the corruption and the runs, each split at least one example."""
+    corrupted = len(CORRUPTIONS[args.corruption])
+    if args.splits < max(2, corrupted):
+        return [
+            f"--splits must be >= {max(2, corrupted)} (a mixture needs 2 splits"
+            + (", --corruption both corrupts 2" if corrupted == 2 else "")
+            + f"), got {args.splits}"
+        ]
+    problems = []
+    if args.splits > _cli.TRAIN_SIZE:
+        problems.append(f"--splits must be <= {_cli.TRAIN_SIZE}, got {args.splits}")
+    if "oracle" in args.runs and args.splits == corrupted:
+        problems.append(
+            f"--runs oracle needs a clean split, but --corruption {args.corruption} corrupts "
+            f"all {args.splits}: pass --splits >= {corrupted + 1} or leave oracle out of --runs"
+        )
+    return problems
+
+
+def check_length(args: argparse.Namespace) -> list[str]:
+    """``--passes`` gives at least one step."""
+    if steps(args) >= 1:
+        return []
+    fewest = args.batch_size / _cli.TRAIN_SIZE
+    return [
+        f"--passes {args.passes} gives 0 steps of --batch-size {args.batch_size} over "
+        f"{_cli.TRAIN_SIZE} images: pass --passes >= {_cli.round_up(fewest)}"
+    ]
+
+
+def check_sampler(args: argparse.Namespace) -> list[str]:
+    """The SplitSampler flags the sampler itself would refuse, and ``--clean-size``."""
+    problems = []
+    if args.policy_lr is not None:
+        problems += _cli.positive(args, "policy_lr")
+    if args.entropy is not None:
+        problems += _cli.at_least(args, 0, "entropy")
+    if args.min_probability is not None and not 0 <= args.min_probability < 1 / args.splits:
+        problems.append(
+            f"--min-probability must be in [0, 1/{args.splits}) for --splits {args.splits}, "
+            f"got {args.min_probability}"
+        )
+    if not 0 <= args.clean_size < args.batch_size:
+        problems.append(
+            f"--clean-size must be in [0, --batch-size {args.batch_size}), got {args.clean_size}"
+        )
+    return problems
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, all checked (argparse's usage error, exit status 2, names what to pass)."""
+    return _cli.parse(
+        build_parser(),
+        argv,
+        _cli.check_training,
+        check_splits,
+        check_length,
+        check_sampler,
+        _cli.check_logging,
+    )
 
 
 def make_splits(images, labels, k, corruption, seed):
     """K equal random splits of (images, labels) as tf.data, with the chosen corruption."""
+    import numpy as np
+    import tensorflow as tf
+
     rng = np.random.default_rng(seed)
     parts = np.array_split(rng.permutation(len(labels)), k)
-    kinds = corrupted_splits(corruption)
+    kinds = CORRUPTIONS[corruption]
     splits = {}
     for i, idx in enumerate(parts):
         x = images[idx].astype(np.float32) / 255.0
@@ -135,12 +201,11 @@ def make_splits(images, labels, k, corruption, seed):
     return splits
 
 
-def train(run, splits, args, seed, steps, test, logdir):
-    """Trains one mixture; returns (test accuracy, final probabilities, logger or None)."""
-    keras.utils.set_random_seed(seed)
-    if run == "oracle":
-        splits = {n: s for n, s in splits.items() if n.endswith("clean")}
-    options = {
+def sampler_options(args: argparse.Namespace) -> dict:
+    """The SplitSampler options given on the command line (the others keep its defaults)."""
+    import keras
+
+    return {
         key: value
         for key, value in (
             ("policy_optimizer", args.policy_lr and keras.optimizers.Adam(args.policy_lr)),
@@ -149,8 +214,35 @@ def train(run, splits, args, seed, steps, test, logdir):
         )
         if value is not None
     }
-    sampler = gar_tf.SplitSampler(splits, args.batch_size, seed=seed, **options)
-    logger = None
+
+
+def one_split(split, batch_size: int, seed: int):
+    """The batches a SplitSampler would draw from a single split (the oracle when only one
+    split is clean; a sampler needs two): shuffled, repeated, full batches."""
+    import inspect
+
+    import gar_tf
+
+    buffer = inspect.signature(gar_tf.SplitSampler).parameters["shuffle_buffer"].default
+    return split.shuffle(buffer, seed=seed + 1000).repeat().batch(batch_size, drop_remainder=True)
+
+
+def train(run, splits, args, seed, steps, test, logdir):
+    """Trains one mixture; returns (test accuracy, final probabilities, logger or None)."""
+    import _build
+    import keras
+
+    import gar_tf
+
+    keras.utils.set_random_seed(seed)
+    if run == "oracle":
+        splits = {n: s for n, s in splits.items() if n.endswith("clean")}
+    logger = sampler = None
+    if len(splits) == 1:
+        data = one_split(next(iter(splits.values())), args.batch_size, seed).prefetch(2)
+    else:
+        sampler = gar_tf.SplitSampler(splits, args.batch_size, seed=seed, **sampler_options(args))
+        data = sampler.dataset(clean_size=args.clean_size if run == "gar" else 0)
     if run == "gar":
         logger = gar_tf.callbacks.SplitSamplerLogger(
             sampler, every=args.log_every, log_dir=str(logdir)
@@ -165,35 +257,45 @@ def train(run, splits, args, seed, steps, test, logdir):
         )
     else:
         model = gar_tf.GARModel(gar_tf.backbones.small_cnn(), compute_rewards=False)
-    _cli.compile_classifier(model, args.learning_rate)
+    _build.compile_classifier(model, args.learning_rate)
     callbacks = [keras.callbacks.TensorBoard(str(logdir), update_freq=args.log_every)]
     model.fit(
-        sampler.dataset(clean_size=args.clean_size if run == "gar" else 0),
+        data,
         steps_per_epoch=steps,
         epochs=1,
         callbacks=callbacks + ([logger] if logger else []),
-        verbose=_cli.verbosity(),
+        verbose=_build.verbosity(),
     )
     if logger is not None:
         logger.record()  # the final state
     accuracy = model.evaluate(*test, batch_size=1000, verbose=0)[1]
-    return float(accuracy), sampler.probabilities(), logger
+    probabilities = sampler.probabilities() if sampler else dict.fromkeys(splits, 1.0)
+    return float(accuracy), probabilities, logger
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    images, labels = _cli.load(args, "train")
-    test_images, test_labels = _cli.load(args, "test")
+    return run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> dict:
+    """Every run of every seed; writes and returns the results."""
+    import _build
+    import numpy as np
+
+    import gar_tf
+
+    images, labels = _build.load(args, "train")
+    test_images, test_labels = _build.load(args, "test")
     test = (test_images.astype(np.float32) / 255.0, test_labels.astype(np.int32))
-    steps = int(args.passes * len(labels) // args.batch_size)
     root = Path(args.logdir)
-    results = {"args": vars(args), "steps": steps, "runs": []}
+    results = {"args": vars(args), "steps": steps(args), "runs": []}
     for seed in args.seeds:
         splits = make_splits(images, labels, args.splits, args.corruption, seed)
         for run in args.runs:
             start = time.perf_counter()
             acc, probs, logger = train(
-                run, splits, args, seed, steps, test, root / f"seed{seed}" / run
+                run, splits, args, seed, results["steps"], test, root / f"seed{seed}" / run
             )
             entry = {
                 "seed": seed,

@@ -1,0 +1,154 @@
+"""The trainers' and benchmarks' command lines: bad flags refused before any data or training,
+and ``--help`` that shows every default, hides internal flags and imports no TensorFlow.
+
+Each script runs in a fresh ``python -X importtime`` process, so the modules it imported are
+known; the refused flags must not import TensorFlow either (they are checked first)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINERS = ("trainers/augment_search.py", "trainers/split_mixture.py", "trainers/alignment_demo.py")
+BENCHMARKS = (
+    "benchmarks/quality.py",
+    "benchmarks/overhead.py",
+    "benchmarks/augment_throughput.py",
+)
+SCRIPTS = TRAINERS + BENCHMARKS
+
+
+def run(script: str, *flags: str, cwd: Path = ROOT) -> tuple[int, str, str, set[str]]:
+    """``(exit status, stdout, stderr without the import times, imported modules)``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / script), *flags],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+    imported, stderr = set(), []
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:"):
+            imported.add(line.rsplit("|", 1)[-1].strip())
+        else:
+            stderr.append(line)
+    return done.returncode, done.stdout, "\n".join(stderr), imported
+
+
+def heavy(imported: set[str]) -> set[str]:
+    return {m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "gar_tf")}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_is_fast_complete_and_hides_internal_flags(script):
+    status, out, err, imported = run(script, "--help")
+    assert status == 0, err
+    assert not heavy(imported), f"--help imported {sorted(heavy(imported))[:5]}"
+    assert "--child" not in out
+    assert "see above" not in out
+    options = out.split("options:", 1)[1]
+    # Each flag's entry: its first line starts with two spaces and a dash.
+    entries = re.split(r"\n  (?=-)", options)[1:]
+    for entry in entries:
+        flag = entry.split()[0]
+        if flag in ("-h,", "--quick", "--no-keras-cv", "--overwrite"):
+            continue  # help and switches (off unless given)
+        text = " ".join(entry.split()[1:])
+        assert "default" in text, f"{script} {flag}: no default shown: {entry!r}"
+        assert len(text) > len(flag) + 15, f"{script} {flag}: no help text"
+
+
+REFUSED = [
+    # split_mixture: 0 steps would read the endless sampler forever
+    ("trainers/split_mixture.py", ["--passes", "0"], "--passes >= 0.0022"),
+    ("trainers/split_mixture.py", ["--passes", "0.001"], "gives 0 steps"),
+    # every split corrupted: no clean split for the oracle
+    ("trainers/split_mixture.py", ["--corruption", "both", "--splits", "2", "--runs", "oracle"],
+     "--runs oracle needs a clean split"),
+    ("trainers/split_mixture.py", ["--corruption", "both", "--splits", "2"], "--splits >= 3"),
+    ("trainers/split_mixture.py", ["--splits", "1"], "--splits must be >= 2"),
+    ("trainers/split_mixture.py", ["--min-probability", "0.5"], "[0, 1/4)"),
+    ("trainers/split_mixture.py", ["--clean-size", "128"], "--clean-size must be in [0, "),
+    ("trainers/split_mixture.py", ["--batch-size", "0"], "--batch-size must be >= 1"),
+    # alignment_demo: no reference images left; no mislabelled examples for the AUC
+    ("trainers/alignment_demo.py", ["--train-size", "60000"], "--train-size <= 59000"),
+    ("trainers/alignment_demo.py", ["--noise", "0"], "--noise must be in (0, 1)"),
+    ("trainers/alignment_demo.py", ["--noise", "1"], "--noise must be in (0, 1)"),
+    ("trainers/alignment_demo.py", ["--epochs", "0"], "--epochs must be >= 1"),
+    # augment_search: fewer images than one batch
+    ("trainers/augment_search.py", ["--per-class", "10"], "pass --per-class >= 13"),
+    ("trainers/augment_search.py", ["--per-class", "7000"], "1..6000"),
+    ("trainers/augment_search.py", ["--model", "resnet9"], "unknown --model 'resnet9'"),
+    ("trainers/augment_search.py", ["--comparison", "slice", "--clean-size", "0"],
+     "--clean-size in 1..127"),
+    ("trainers/augment_search.py", ["--max-ops", "0"], "--max-ops must be >= 1"),
+    ("trainers/augment_search.py", ["--policy-lr", "0"], "--policy-lr must be > 0"),
+    # quality: the transfer export missing is found before the other configs train
+    ("benchmarks/quality.py", ["--policy", "/nonexistent"], "has no policy.json"),
+    ("benchmarks/quality.py", ["--per-class", "5"], "fewer than one batch"),
+    ("benchmarks/overhead.py", ["--batch-size", "0"], "--batch-size must be >= 1"),
+    ("benchmarks/augment_throughput.py", ["--slots", "0"], "--slots must be >= 1"),
+    ("benchmarks/augment_throughput.py", ["--json", "/nonexistent/r.json"], "does not exist"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("script", "flags", "message"), REFUSED)
+def test_bad_flags_are_refused_before_anything_runs(script, flags, message):
+    status, _, err, imported = run(script, *flags)
+    assert status == 2, err
+    assert "usage:" in err and message in err, err
+    assert not heavy(imported), "refused after importing TensorFlow"
+
+
+def test_existing_export_folder_is_refused_before_training(tmp_path):
+    (tmp_path / "policy").mkdir()
+    status, _, err, imported = run("trainers/augment_search.py", "--logdir", str(tmp_path))
+    assert status == 2 and "--overwrite to replace it" in err, err
+    status, _, err, _ = run("trainers/augment_search.py", "--logdir", str(tmp_path), "--overwrite")
+    assert status == 2 and "has no policy.json" in err, err
+    assert not heavy(imported)
+
+
+def test_quality_refuses_runs_with_other_settings_up_front(tmp_path):
+    (tmp_path / "q_runs").mkdir()
+    (tmp_path / "q_runs" / "gar_seed0.json").write_text('{"settings": {}}')
+    status, _, err, imported = run("benchmarks/quality.py", "--out", str(tmp_path / "q"))
+    assert status == 2 and "runs made with other settings" in err, err
+    assert not heavy(imported)
+
+
+def test_unknown_ops_refused_before_data_loads(tmp_path):
+    """--ops is checked by building the policy (TensorFlow), still before any data."""
+    status, _, err, _ = run(
+        "trainers/augment_search.py",
+        "--ops", "Identity,Nope", "--logdir", str(tmp_path), "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    assert status == 2 and "unknown augmentation op 'Nope'" in err, err
+
+
+def test_backbone_names_agree_with_gar_tf():
+    sys.path.insert(0, str(ROOT / "trainers"))
+    try:
+        import _cli
+    finally:
+        sys.path.remove(str(ROOT / "trainers"))
+    import gar_tf
+
+    assert _cli.BACKBONES == gar_tf.backbones.NAMES
+    for name in ("small_cnn", "resnet8", "resnet14_w32", "resnet2", "resnet9", "resnet", "cnn",
+                 "resnet8_w", "resnet08", "resnet8_w0", "small_resnet"):  # fmt: skip
+        try:
+            gar_tf.backbones.from_name(name, (8, 8, 1))
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert _cli.backbone_name_ok(name) == accepted, name
