@@ -44,6 +44,22 @@ class Table(L.Layer):
         return (self.length, D)
 
 
+class ProjectedTable(L.Layer):
+    """``x + Dense(table)``: a fallback layer whose own weight feeds a Dense sublayer."""
+
+    def __init__(self, length, **kwargs):
+        super().__init__(**kwargs)
+        self.length = length
+        self.project = L.Dense(D)
+
+    def build(self, input_shape):
+        self.table = self.add_weight(shape=(self.length, D), initializer="random_normal")
+        self.project.build((self.length, D))
+
+    def call(self, x):
+        return x + self.project(self.table)
+
+
 def _time_major(layer, h):
     """``layer`` applied to ``h`` [B, T, D] transposed to time-major [T, B, D], and back."""
     return ops.transpose(layer(ops.transpose(h, (1, 0, 2))), (1, 0, 2))
@@ -60,8 +76,10 @@ def _functional(case, length):
         h = PositionalEmbedding(length)(h)
     elif case == "time_major":
         h = _time_major(L.Dense(D, activation="tanh"), h)
-    else:  # "projected_table"
+    elif case == "projected_table":
         h = h + L.Dense(D)(Table(length)(ids))
+    else:  # "table_inside_layer"
+        h = ProjectedTable(length)(h)
     pool, out = _head()
     return keras.Model(ids, out(pool(h)))
 
@@ -75,10 +93,12 @@ class Subclassed(keras.Model):
         self.tokens = L.Embedding(VOCAB, D)
         if case == "positional":
             self.positions = L.Embedding(length, D)
-        else:
+        if case in ("time_major", "projected_table"):
             self.inner = L.Dense(D, activation="tanh")
         if case == "projected_table":
             self.table = Table(length)
+        if case == "table_inside_layer":
+            self.projected = ProjectedTable(length)
         self.pool, self.out = _head()
 
     def call(self, ids, training=None):
@@ -87,8 +107,10 @@ class Subclassed(keras.Model):
             h = h + self.positions(ops.arange(ops.shape(ids)[1]))
         elif self.case == "time_major":
             h = _time_major(self.inner, h)
-        else:
+        elif self.case == "projected_table":
             h = h + self.inner(self.table(ids))
+        else:
+            h = self.projected(h)
         return self.out(self.pool(h))
 
 
@@ -98,6 +120,7 @@ CASES = [
     ("time_major", 5),
     ("projected_table", 5),
     ("projected_table", B),
+    ("table_inside_layer", B),
 ]
 
 
