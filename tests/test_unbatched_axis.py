@@ -181,6 +181,22 @@ def test_an_output_without_the_batch_axis_is_refused():
         gar_tf.AlignmentEngine(model).plan_for(tf.constant(x))
 
 
+def test_a_model_that_fixes_the_batch_size_is_refused():
+    class FixedBatch(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.tokens, self.out = L.Embedding(VOCAB, D), L.Dense(CLASSES)
+
+        def call(self, ids, training=None):
+            return self.out(ops.reshape(self.tokens(ids), (B, -1)))
+
+    model = FixedBatch()
+    x, _ = _data(5)
+    model(x)
+    with pytest.raises(ValueError, match="fixed_batch.*any batch size"):
+        gar_tf.AlignmentEngine(model).plan_for(tf.constant(x))
+
+
 class RecordingPolicy(gar_tf.Policy):
     """Acts in the pipeline (its actions are example ids); update() keeps the rewards."""
 

@@ -280,7 +280,15 @@ def _trace(plan: Plan, model, x, training: bool, batch: int):
         found.append((calls, [_shape(o) for o in tf.nest.flatten(outputs)]))
         return []
 
-    tf.function(probe).get_concrete_function(specs)
+    try:
+        tf.function(probe).get_concrete_function(specs)
+    except Exception as err:  # any failure of the user's model in the trace
+        raise ValueError(
+            f"gar_tf traces {model.name!r} with a batch of {batch} to find the layer calls "
+            f"that carry the batch on axis 0, and the trace failed ({type(err).__name__}, "
+            "above). Per-example rewards need a model that accepts any batch size: do not "
+            "fix it in reshapes or constants."
+        ) from err
     return found[-1]
 
 
