@@ -278,7 +278,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         comparison_weights = self.mode.comparison_weights(batch, sample_weight)
         with tf.GradientTape(persistent=comparison_weights is not None) as tape:
             if self.compute_rewards:
-                with self.engine.recording() as rec:
+                with self.engine.recording(x) as rec:
                     y_pred = self(x, training=True)
                 outputs = rec.outputs
             else:

@@ -17,9 +17,9 @@ import keras
 import tensorflow as tf
 
 from gar_tf._compat import autocast_scope
-from gar_tf.alignment.plan import DEFAULT_EXCLUDED, Plan, Unit, build_plan
+from gar_tf.alignment.plan import DEFAULT_EXCLUDED, Plan, Unit, build_plan, fold_into_model
 from gar_tf.alignment.registry import RuleRegistry
-from gar_tf.alignment.tap import CallState, Recording, loss_facing, recording
+from gar_tf.alignment.tap import CallState, Recording, loss_facing, recording, unbatched_units
 
 SIMILARITIES = ("dot", "cosine")
 _EPSILON = 1e-12
@@ -37,8 +37,16 @@ def sum_per_example(t: tf.Tensor) -> tf.Tensor:
 class AlignmentEngine:
     """Per-example gradient alignment for one model (docs/method.md §2).
 
+    Calls whose tensors do not carry the batch of ``x`` on axis 0 (a positional
+    Embedding over ``arange``, a Dense on a time-major tensor, a weight fed to another
+    layer) are found per input signature (:meth:`plan_for`); their layers' weights are
+    rewarded by one exact JVP of the whole model (docs/method.md §2).
+
     Args:
-        model: a built Keras model or layer; it is never modified.
+        model: a built Keras model or layer. Its structure is never changed (layer calls
+            are wrapped only inside :meth:`recording`), but a recorded forward pass in
+            training mode updates its state as any training call does, e.g. BatchNorm
+            moving statistics.
         exclude: layer types whose own weights are left out of the reward
             (default: the normalisation layers, as in the reference).
         strict: raise instead of using the exact fallback for layers with
@@ -71,15 +79,46 @@ class AlignmentEngine:
                 "Register rules for them, exclude them, or use similarity='dot'."
             )
         self._var_index = {id(v): i for i, v in enumerate(model.trainable_variables)}
+        self._plans: dict[tuple, Plan] = {}
 
     @property
     def covered_variables(self) -> list[keras.Variable]:
         """The trainable variables that enter the reward."""
         return [v for unit in self.plan.units for v in unit.variables.values()]
 
-    def recording(self):
-        """Context manager recording this model's layer calls (see ``tap.recording``)."""
-        return recording(self.plan)
+    def plan_for(self, x, training: bool = True) -> Plan:
+        """The plan for ``model(x, training=training)``: :attr:`plan` with the units that
+        have a call without the batch of ``x`` on axis 0 folded into one whole-model unit
+        (``plan.fold_into_model``). Decided once per input signature by tracing the model
+        at two batch sizes (``tap.unbatched_units``), never from a tensor's own shape.
+
+        Raises:
+            ValueError: the model's outputs lack the batch axis, or ``similarity="cosine"``
+                with such calls (the message names the layers).
+        """
+        x = tf.nest.map_structure(tf.convert_to_tensor, x)
+        key = (
+            str(tf.nest.map_structure(lambda _: None, x)),
+            tuple((tuple(t.shape[1:]), t.dtype.name) for t in tf.nest.flatten(x)),
+            bool(training),
+        )
+        if key not in self._plans:
+            unbatched = unbatched_units(self.plan, self.model, x, training)
+            if unbatched and self.similarity == "cosine":
+                names = ", ".join(u.layer.name for u in unbatched)
+                raise ValueError(
+                    "similarity='cosine' needs per-example gradient norms, which only "
+                    "layers with a rule called on the batch axis provide; these layers "
+                    f"are called on tensors without the batch on axis 0: {names}. "
+                    "Exclude them or use similarity='dot'."
+                )
+            self._plans[key] = fold_into_model(self.plan, self.model, unbatched)
+        return self._plans[key]
+
+    def recording(self, x, *, training: bool = True):
+        """Context manager recording the layer calls of ``model(x, training=training)``
+        (see ``tap.recording``), with the plan :meth:`plan_for` gives."""
+        return recording(self.plan_for(x, training))
 
     def check_direction(self, direction: Sequence[tf.Tensor | None]) -> None:
         """Raises ValueError unless ``direction`` matches ``model.trainable_variables``."""
@@ -207,11 +246,18 @@ class AlignmentEngine:
                 outer.watch(cotangents)
                 pairing = tf.add_n([tf.reduce_sum(u * o) for u, o in zip(cotangents, outputs)])
             vjp = inner.gradient(pairing, primals, unconnected_gradients="zero")
-            projected = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(vjp, tangents)])
+            projected = tf.add_n([_inner(g, v) for g, v in zip(vjp, tangents)])
         jvps = outer.gradient(projected, cotangents, unconnected_gradients="zero")
         return tf.add_n(
             [sum_per_example(_float32(g) * _float32(j)) for g, j in zip(state.grads, jvps)]
         )
+
+
+def _inner(g, v: tf.Tensor) -> tf.Tensor:
+    """``sum(g * v)``; a sparse ``g`` (an Embedding's gradient) reads only its rows of ``v``."""
+    if isinstance(g, tf.IndexedSlices):
+        return tf.reduce_sum(g.values * tf.gather(v, g.indices))
+    return tf.reduce_sum(g * v)
 
 
 def _autocast(layer):
@@ -307,7 +353,7 @@ def per_example_alignment(
     engine.check_direction(direction)
     rec: Recording
     with tf.GradientTape() as tape:
-        with engine.recording() as rec:
+        with engine.recording(x, training=training) as rec:
             y_pred = model(x, training=training)
         losses = per_example_losses(loss_fn, y, y_pred)
         batch = tf.convert_to_tensor(tf.nest.flatten(x)[0]).shape[0]

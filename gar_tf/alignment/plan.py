@@ -39,15 +39,20 @@ _OPAQUE: tuple[type, ...] = (
 class Unit:
     """One layer and the trainable weights the engine rewards through it.
 
-    ``rule`` is None for the fallback (an exact layer-local JVP).
+    ``rule`` is None for the fallback (an exact layer-local JVP). ``folded`` lists the
+    layers whose weights a whole-model unit covers because some call of theirs has no
+    batch on axis 0 (see :func:`fold_into_model`).
     """
 
     layer: keras.layers.Layer
     variables: dict[str, keras.Variable]
     rule: LayerRule | None
+    folded: tuple[keras.layers.Layer, ...] = ()
 
     @property
     def kind(self) -> str:
+        if self.folded:
+            return "whole-model"
         return "fallback" if self.rule is None else "rule"
 
     def snapshot_variables(self) -> list[keras.Variable]:
@@ -136,3 +141,16 @@ def build_plan(
             "types with exclude=..., or drop strict=True to use the exact fallback."
         )
     return Plan(units, excluded)
+
+
+def fold_into_model(plan: Plan, model: keras.layers.Layer, unbatched: list[Unit]) -> Plan:
+    """``plan`` with the ``unbatched`` units (and a unit of ``model`` itself) replaced by one
+    fallback unit for the whole model: its JVP along V restricted to their weights, paired
+    with dL/d(model outputs), is each example's exact share (docs/method.md §2)."""
+    if not unbatched:
+        return plan
+    folded = {id(u) for u in unbatched} | {id(u) for u in plan.units if u.layer is model}
+    variables = {v.path: v for u in plan.units if id(u) in folded for v in u.variables.values()}
+    kept = [u for u in plan.units if id(u) not in folded]
+    whole = Unit(model, variables, None, tuple(u.layer for u in unbatched))
+    return Plan([*kept, whole], plan.excluded)

@@ -205,24 +205,26 @@ def _uninstall(unit: Unit) -> None:
 
 
 @contextlib.contextmanager
-def recording(plan: Plan) -> Iterator[Recording]:
-    """Records every planned layer call made on this thread inside the block."""
+def recording(plan: Plan, warn: bool = True) -> Iterator[Recording]:
+    """Records every planned layer call made on this thread inside the block; ``warn``
+    names the planned layers that were never called."""
     if _current() is not None:
         raise RuntimeError("A gar_tf recording is already open on this thread.")
     with _lock:
         for unit in plan.units:
             _install(unit)
+    previous = getattr(_local, "recording", None)  # open in another graph, if any
     _local.recording = rec = Recording()
     try:
         yield rec
     finally:
-        _local.recording = None
+        _local.recording = previous
         with _lock:
             for unit in plan.units:
                 _uninstall(unit)
     recorded = {id(call.unit) for call in rec.calls}
     missed = [unit.layer.name for unit in plan.units if id(unit) not in recorded]
-    if missed:
+    if missed and warn:
         warnings.warn(
             f"gar_tf recorded no call of {missed}: their weights get no reward. A layer "
             "called inside control flow (a cond or loop in the model's call) cannot be "
@@ -230,3 +232,70 @@ def recording(plan: Plan) -> Iterator[Recording]:
             "fallback) or exclude the layers.",
             stacklevel=3,
         )
+
+
+#: Two batch sizes no model dimension is likely to equal. A recorded tensor carries the
+#: batch on axis 0 when its leading dimension is the input's batch size in both traces.
+PROBE_BATCHES = (7919, 7907)
+
+
+def unbatched_units(plan: Plan, model: keras.layers.Layer, x, training: bool = True) -> list[Unit]:
+    """The units with a call whose tensors (a rule's input and output, a fallback layer's
+    outputs) lack the batch of ``x`` on axis 0, found by tracing ``model(x)`` (never run)
+    with ``x``'s batch axis set to each of :data:`PROBE_BATCHES` (docs/method.md §2).
+
+    Raises:
+        ValueError: the model's own outputs lack the batch on axis 0.
+    """
+    unbatched: set[int] = set()
+    for batch in PROBE_BATCHES:
+        calls, outputs = _trace(plan, model, x, training, batch)
+        unbatched |= {id(unit) for unit, shapes in calls if not _all_lead(shapes, batch)}
+        if not _all_lead(outputs, batch):
+            raise ValueError(
+                f"The outputs of {model.name!r} (shapes {[tuple(s) for s in outputs]} for a "
+                f"batch of {batch}) do not carry the batch on axis 0: per-example rewards "
+                "need one output row per example. Reduce over the batch in the loss, not "
+                "in the model."
+            )
+    return [unit for unit in plan.units if id(unit) in unbatched]
+
+
+def _all_lead(shapes: list[tf.TensorShape], batch: int) -> bool:
+    return all(s.rank and s[0] == batch for s in shapes)
+
+
+def _trace(plan: Plan, model, x, training: bool, batch: int):
+    """``([(unit, shapes of its per-example tensors)], output shapes)`` of one call of
+    ``model`` traced (not run) with ``x``'s batch axis of size ``batch``."""
+    specs = tf.nest.map_structure(
+        lambda t: tf.TensorSpec([batch, *t.shape[1:]] if t.shape.rank else [], t.dtype), x
+    )
+    found = []
+
+    def probe(inputs):
+        with recording(plan, warn=False) as rec:
+            outputs = model(inputs, training=training)
+        calls = [(call.unit, [_shape(t) for t in _per_example(call)]) for call in rec.calls]
+        found.append((calls, [_shape(o) for o in tf.nest.flatten(outputs)]))
+        return []
+
+    try:
+        tf.function(probe).get_concrete_function(specs)
+    except Exception as err:  # any failure of the user's model in the trace
+        raise ValueError(
+            f"gar_tf traces {model.name!r} with a batch of {batch} to find the layer calls "
+            f"that carry the batch on axis 0, and the trace failed ({type(err).__name__}, "
+            "above). Per-example rewards need a model that accepts any batch size: do not "
+            "fix it in reshapes or constants."
+        ) from err
+    return found[-1]
+
+
+def _per_example(call: _Call) -> list:
+    """The tensors a call's reward reads per example on axis 0."""
+    return call.outputs if call.unit.rule is None else [*call.inputs, *call.outputs]
+
+
+def _shape(t) -> tf.TensorShape:
+    return tf.TensorShape(t.shape)
