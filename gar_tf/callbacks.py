@@ -131,9 +131,10 @@ class AugmentationPolicyLogger(_PeriodicLogger):
 
     TensorBoard (``log_dir/augmentation_policy``): ``op_probability/<op>``,
     ``mean_level/<op>``, ``mean_magnitude/<op>``, ``ops_per_image/<n>`` scalars (and a
-    Custom Scalars layout that draws each family in one chart), a histogram of the op
-    probabilities and, given ``images`` (``[n, H, W, C]`` in the policy's value range), the
-    :meth:`examples` image: each beside its augmentation, titled with its ops and levels.
+    Custom Scalars layout that draws each family in one chart), a histogram and a labelled
+    bar-chart image (``op_probabilities``) of the op probabilities and, given ``images``
+    (``[n, H, W, C]`` in the policy's value range), the :meth:`examples` image: each
+    beside its augmentation, titled with its ops and levels.
     :attr:`history` keeps each record's :meth:`AugmentationPolicy.summary`.
     """
 
@@ -168,6 +169,7 @@ class AugmentationPolicyLogger(_PeriodicLogger):
         tf.summary.histogram(
             "op_probabilities", [op["probability"] for op in entry["ops"].values()]
         )
+        tf.summary.image("op_probabilities", plots.op_probability_bars(entry, self._step)[None])
         if self.images is not None:
             tf.summary.image("augmented", self.examples()[None], max_outputs=1)
 

@@ -15,6 +15,17 @@ def _pyplot():
     return plt
 
 
+def _pixels(fig):
+    """The figure as an RGB ``uint8`` array ``[H, W, 3]`` (then closed)."""
+    import numpy as np
+
+    fig.tight_layout()
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    _pyplot().close(fig)
+    return pixels
+
+
 def _save(fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
@@ -94,8 +105,22 @@ def augmentation_examples(
         for side, image, title in ((ax[0], originals[i], "original"), (ax[1], augmented[i], "")):
             side.imshow(image[..., 0] if gray else image, cmap="gray", vmin=0, vmax=1)
             side.set_title(title or labels[i].replace(" + ", "\n"), fontsize=7)
-    fig.tight_layout()
-    fig.canvas.draw()
-    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return pixels
+    return _pixels(fig)
+
+
+def op_probability_bars(summary: dict, step: int | None = None):
+    """An RGB ``uint8`` array of every op's probability as a labelled bar, uniform marked,
+    from :meth:`gar_tf.AugmentationPolicy.summary`: all ops compared on one axis."""
+    plt = _pyplot()
+    names = list(summary["ops"])
+    probabilities = [summary["ops"][n]["probability"] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.22 * len(names) + 1.2), dpi=100)
+    ax.barh(range(len(names)), probabilities, color="tab:orange")
+    ax.axvline(1 / len(names), color="gray", linestyle="--", linewidth=1, label="uniform")
+    ax.set_yticks(range(len(names)), labels=names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(2 / len(names), 1.05 * max(probabilities)))  # steady across steps
+    ax.set_xlabel("p(op)")
+    ax.set_title("op probabilities" + ("" if step is None else f" at step {step}"), fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return _pixels(fig)

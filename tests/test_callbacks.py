@@ -50,6 +50,11 @@ def test_loggers_write_one_multi_line_layout(tmp_path: Path) -> None:
     ]
     assert len(layouts) == 1  # once, at the first record
     assert b"op_probability/.*" in layouts[0] and b"mean_level/.*" in layouts[0]
+    bars = gar_tf.plots.op_probability_bars(policy.summary(), step=4)
+    assert bars.dtype == np.uint8 and bars.shape[-1] == 3
+    assert {"op_probabilities", "op_probability/Rotate"} <= set(
+        _tags(tmp_path / "augmentation_policy")
+    )
 
 
 def test_example_image_shows_each_image_with_its_ops_and_levels(tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         epochs=args.epochs,
         validation_data=(test_images.astype(np.float32) / 255.0, test_labels),
-        callbacks=[keras.callbacks.TensorBoard(str(logdir), update_freq=10)],
+        callbacks=[gar_tf.callbacks.TensorBoard(str(logdir), update_freq=10)],
         verbose=_build.verbosity(),
     )
     train_seconds = time.perf_counter() - start

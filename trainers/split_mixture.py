@@ -258,7 +258,7 @@ def train(run, splits, args, seed, steps, test, logdir):
     else:
         model = gar_tf.GARModel(gar_tf.backbones.small_cnn(), compute_rewards=False)
     _build.compile_classifier(model, args.learning_rate)
-    callbacks = [keras.callbacks.TensorBoard(str(logdir), update_freq=args.log_every)]
+    callbacks = [gar_tf.callbacks.TensorBoard(str(logdir), update_freq=args.log_every)]
     model.fit(
         data,
         steps_per_epoch=steps,
