@@ -37,6 +37,9 @@ def unpack_data(data):
     return x, y, sample_weight, {}
 
 
+_REWARD_METRICS = ("reward_mean", "reward_std", "reward_positive")
+
+
 @keras.saving.register_keras_serializable(package="gar_tf")
 class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     """Trains ``backbone`` as usual and, in the same step, its policies by GAR.
@@ -47,8 +50,9 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     each policy gets ``update(rewards, actions of batch t)``; then the optimizer
     steps on ``G_{t+1}`` and the state of batch t+1 is kept. The first step of
     each ``fit`` has no reward. Reward statistics are logged as ``reward_mean``,
-    ``reward_std`` and ``reward_positive`` (fraction > 0), averaged over the epoch;
-    ``policy_updates_skipped`` counts policy updates skipped for non-finite rewards.
+    ``reward_std`` and ``reward_positive`` (fraction > 0), averaged over the epoch
+    (not with ``compute_rewards=False``); with policies, ``policy_updates_skipped``
+    counts policy updates skipped for non-finite rewards.
 
     Args:
         backbone: any Keras model (Sequential, functional or subclassed).
@@ -121,9 +125,10 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         self.exclude = tuple(exclude)
         self.strict = strict
         self.rules = rules
-        self.reward_mean = keras.metrics.Mean(name="reward_mean")
-        self.reward_std = keras.metrics.Mean(name="reward_std")
-        self.reward_positive = keras.metrics.Mean(name="reward_positive")
+        if compute_rewards:  # a run without rewards logs no reward statistics
+            self.reward_mean = keras.metrics.Mean(name="reward_mean")
+            self.reward_std = keras.metrics.Mean(name="reward_std")
+            self.reward_positive = keras.metrics.Mean(name="reward_positive")
         self._engine: AlignmentEngine | None = None
         self._engine_variables: list[int] = []
         self._pending = PendingState("gar_pending")
@@ -329,8 +334,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     def test_step(self, data):
         x, y, sample_weight, _ = unpack_data(data)
         logs = super().test_step((x, y, sample_weight))
-        rewards = {m.name for m in (self.reward_mean, self.reward_std, self.reward_positive)}
-        return {k: v for k, v in logs.items() if k not in rewards}
+        return {k: v for k, v in logs.items() if k not in _REWARD_METRICS}
 
     def get_config(self):
         return {

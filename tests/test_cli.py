@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINERS = ("trainers/augment_search.py", "trainers/split_mixture.py", "trainers/alignment_demo.py")
-BENCHMARKS = (
-    "benchmarks/quality.py",
-    "benchmarks/overhead.py",
-    "benchmarks/augment_throughput.py",
+# Every command-line script (modules starting with "_" are their shared parts).
+SCRIPTS = tuple(
+    str(p.relative_to(ROOT))
+    for folder in ("trainers", "benchmarks")
+    for p in sorted((ROOT / folder).glob("[!_]*.py"))
 )
-SCRIPTS = TRAINERS + BENCHMARKS
 
 
 def run(script: str, *flags: str, cwd: Path = ROOT) -> tuple[int, str, str, set[str]]:
@@ -98,6 +97,8 @@ REFUSED = [
     ("benchmarks/overhead.py", ["--batch-size", "0"], "--batch-size must be >= 1"),
     ("benchmarks/augment_throughput.py", ["--slots", "0"], "--slots must be >= 1"),
     ("benchmarks/augment_throughput.py", ["--json", "/nonexistent/r.json"], "does not exist"),
+    ("benchmarks/soak.py", ["--steps", "1000", "--window", "300"], "must be a multiple"),
+    ("benchmarks/soak.py", ["--steps", "1000", "--warmup", "2"], "need at least --warmup + 3"),
 ]  # fmt: skip
 
 

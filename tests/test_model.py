@@ -190,7 +190,7 @@ def test_compute_rewards_false_logs_no_rewards_and_rejects_policies():
     model.compile(optimizer="sgd", loss=LOSS)
     x, y = _data(16)
     history = model.fit(x, y, batch_size=B, verbose=0)
-    assert history.history["reward_mean"] == [0.0]
+    assert set(history.history) == {"loss"}  # no all-zero reward statistics
     with pytest.raises(ValueError, match="without rewards"):
         gar_tf.GARModel(_backbone(), policies=[RecordingPolicy(1, 1)], compute_rewards=False)
 
