@@ -99,6 +99,8 @@ def _assert_identical_workers_equal_to(results: list[dict], reference: dict) -> 
     assert [r["replicas"] for r in results] == [2, 2]
     for key in ("policy", "model"):
         assert results[0][key] == results[1][key], f"the workers' {key} variables differ"
+        difference = np.max(np.abs(_flat(results[0], key) - _flat(reference, key)))
+        print(f"max |worker - one process| of the {key} variables: {difference:.3g}")
         np.testing.assert_allclose(
             _flat(results[0], key), _flat(reference, key), rtol=1e-5, atol=1e-7, err_msg=key
         )

@@ -26,6 +26,7 @@ def _fit(own_function: bool, steps_per_execution: int) -> tuple[list, dict]:
     x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     data = tf.data.Dataset.from_tensor_slices((x, x[:, :2] * 2)).batch(8)  # 5 batches
     history = model.fit(data, epochs=2, verbose=0)
+    assert ("step_function" in model.train_function.__qualname__) == own_function
     return [w.numpy() for w in backbone.weights], history.history
 
 
