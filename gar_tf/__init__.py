@@ -12,6 +12,7 @@ from gar_tf.alignment import (
 )
 from gar_tf.export import export_policy, load_policy
 from gar_tf.model import GARModel
+from gar_tf.multi_worker import is_chief, worker_path
 from gar_tf.policies import (
     AugmentationPolicy,
     Policy,
@@ -35,6 +36,8 @@ __all__ = [
     "load_policy",
     "per_example_alignment",
     "register_rule",
+    "is_chief",
+    "worker_path",
     "SplitSampler",
     "reinforce_loss",
     "backbones",

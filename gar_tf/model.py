@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gar_tf import _compat
+from gar_tf import _compat, multi_worker
 from gar_tf.alignment import DEFAULT_EXCLUDED, AlignmentEngine, RuleRegistry
 from gar_tf.alignment.engine import SIMILARITIES
 from gar_tf.pending import PendingState
@@ -203,6 +203,24 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     def fit(self, *args, **kwargs):
         self._pending.reset()
         return super().fit(*args, **kwargs)
+
+    def make_train_function(self, force: bool = False):
+        """Keras' train function; under ``MultiWorkerMirroredStrategy`` one that averages the
+        logs over replicas, which Keras' cannot (keras-team/keras#20585, gar_tf.multi_worker)."""
+        if not multi_worker.is_multi_worker(self.distribute_strategy):
+            return super().make_train_function(force=force)
+        if self.train_function is None or force:
+            self.train_function = multi_worker.step_function(self, self.train_step)
+        return self.train_function
+
+    def make_test_function(self, force: bool = False):
+        """Keras' test function; under ``MultiWorkerMirroredStrategy`` as
+        :meth:`make_train_function` (``evaluate`` and ``fit``'s validation)."""
+        if not multi_worker.is_multi_worker(self.distribute_strategy):
+            return super().make_test_function(force=force)
+        if self.test_function is None or force:
+            self.test_function = multi_worker.step_function(self, self.test_step)
+        return self.test_function
 
     @property
     def reward(self) -> str:

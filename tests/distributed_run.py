@@ -1,18 +1,24 @@
-"""Runs one GAR fit under a tf.distribute strategy and prints the results as JSON.
+"""Runs one GAR ``fit`` under a tf.distribute strategy and prints the results as JSON.
 
 Started as a subprocess by tests/test_distribute.py, because the logical CPU devices
 and the multi-worker cluster must be set before TensorFlow starts:
 
-    python tests/distributed_run.py one|mirrored|multiworker [steps]
+    python tests/distributed_run.py one|mirrored|multiworker [steps] [split|augment] [DIR]
 
 ``one``: no strategy, global batch 128. ``mirrored``: MirroredStrategy on 2 logical
 CPUs, 2 x 64. ``multiworker``: MultiWorkerMirroredStrategy, this process is one
-worker of the cluster in ``TF_CONFIG``. The same data and initial weights in every mode.
+worker of the cluster in ``TF_CONFIG`` (``model.fit`` as in the other modes). ``split``
+trains a SplitSampler (actions from the pipeline), ``augment`` an AugmentationPolicy
+(actions drawn in the step, one stream per replica). With ``DIR``, ``fit`` runs 2 epochs
+with ``BackupAndRestore`` and ``ModelCheckpoint`` on every worker (own paths,
+``gar_tf.worker_path``) and ``TensorBoard`` on the chief. The same data and initial
+weights in every mode.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -20,6 +26,8 @@ import tensorflow as tf
 
 MODE = sys.argv[1]
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+POLICY = sys.argv[3] if len(sys.argv) > 3 else "split"
+DIR = sys.argv[4] if len(sys.argv) > 4 else None
 BATCH = 128
 
 if MODE == "mirrored":
@@ -52,42 +60,83 @@ class RecordingSampler(gar_tf.SplitSampler):
         super().update(rewards, actions, active)
 
 
-def main() -> dict:
-    rng = np.random.default_rng(0)
+def _sharded(data: tf.data.Dataset) -> tf.data.Dataset:
+    """Batches of BATCH, split between workers by example (replica r: the r-th slice)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.batch(BATCH, drop_remainder=True).with_options(options)
+
+
+def split_case(rng: np.random.Generator):
+    """(data, backbone, policy, GARModel options): a SplitSampler over 3 splits."""
     n = BATCH * STEPS
     x = rng.normal(size=(n, 8)).astype(np.float32)
     y = rng.integers(0, 3, n).astype(np.int32)
     ids = rng.integers(0, 3, n).astype(np.int32)
     data = tf.data.Dataset.from_tensor_slices((x, y, np.ones(n, np.float32), {"mix": ids}))
-    data = data.batch(BATCH, drop_remainder=True)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    data = data.with_options(options)
+    backbone = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)]
+    )
+    splits = [tf.data.Dataset.from_tensor_slices((x[:10], y[:10])) for _ in range(3)]
+    sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix")
+    return _sharded(data), backbone, sampler, {}
+
+
+def augment_case(rng: np.random.Generator):
+    """(data, backbone, policy, GARModel options): an AugmentationPolicy on 8x8 images."""
+    n = BATCH * STEPS
+    x = rng.uniform(0, 255, size=(n, 8, 8, 1)).astype(np.float32)
+    y = (x.mean(axis=(1, 2, 3)) > 127.5).astype(np.int32)
+    backbone = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
+    policy = gar_tf.AugmentationPolicy(ops=["Identity", "Invert", "FlipLR", "Rotate"], seed=0)
+    return _sharded(tf.data.Dataset.from_tensor_slices((x, y))), backbone, policy, {}
+
+
+def callbacks(directory: str) -> list[keras.callbacks.Callback]:
+    """Backup and checkpoint on every worker, each in its own files; TensorBoard on the chief."""
+    found = [
+        keras.callbacks.BackupAndRestore(gar_tf.worker_path(os.path.join(directory, "backup"))),
+        keras.callbacks.ModelCheckpoint(
+            gar_tf.worker_path(os.path.join(directory, "ckpt", "model.weights.h5")),
+            save_weights_only=True,
+        ),
+    ]
+    if gar_tf.is_chief():
+        found.append(gar_tf.callbacks.TensorBoard(os.path.join(directory, "tensorboard")))
+    return found
+
+
+def main() -> dict:
+    rng = np.random.default_rng(0)
+    case = {"split": split_case, "augment": augment_case}[POLICY]
     with STRATEGY.scope():
         keras.utils.set_random_seed(0)
-        backbone = keras.Sequential(
-            [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)]
-        )
-        splits = [tf.data.Dataset.from_tensor_slices((x[:10], y[:10])) for _ in range(3)]
-        sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix")
-        model = gar_tf.GARModel(backbone, policies=[sampler])
+        data, backbone, policy, options = case(rng)
+        model = gar_tf.GARModel(backbone, policies=[policy], **options)
         model.compile(
             optimizer=keras.optimizers.SGD(0.1),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
         )
-    if MODE == "multiworker":
-        # Keras 3 `fit` cannot reduce its logs under MultiWorkerMirroredStrategy
-        # (keras-team/keras#20585), for any model: drive train_step with strategy.run.
-        step = tf.function(lambda batch: STRATEGY.run(model.train_step, args=(batch,)))
-        for batch in STRATEGY.experimental_distribute_dataset(data):
-            step(batch)
-    else:
-        model.fit(data, epochs=1, verbose=0)
+    epochs = 2 if DIR else 1
+    history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks(DIR) if DIR else None)
     return {
         "replicas": STRATEGY.num_replicas_in_sync,
-        "logits": sampler.logits.numpy().tolist(),
-        "policy_steps": int(sampler.policy_optimizer.iterations.numpy()),
+        "chief": gar_tf.is_chief(),
+        "policy": [w.numpy().tolist() for w in policy.policy_weights],
+        "logits": policy.policy_weights[0].numpy().tolist(),
+        "policy_steps": int(policy.policy_optimizer.iterations.numpy()),
+        "model": [w.numpy().tolist() for w in backbone.weights],
         "kernel": backbone.weights[0].numpy().tolist(),
+        "history": history.history,
         "recorded": RECORDED,
     }
 

@@ -1,4 +1,5 @@
-"""GAR under tf.distribute: 2 replicas x 64 equal 1 x 128; two workers end identical.
+"""GAR under tf.distribute: 2 replicas x 64 equal 1 x 128; two workers' ``model.fit`` end
+identical, equal to one process.
 
 Each configuration runs in its own process (tests/distributed_run.py), because logical
 devices and TF_CONFIG must be set before TensorFlow starts.
@@ -9,18 +10,19 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).with_name("distributed_run.py")
-TIMEOUT = 240
+TIMEOUT = 300  # seconds per process (per pair of workers); a shared 2-core machine is slow
 
 
-def _start(mode: str, env: dict | None = None) -> subprocess.Popen:
+def _start(mode: str, env: dict | None = None, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(SCRIPT), mode, "3"],
+        [sys.executable, str(SCRIPT), mode, "3", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -28,9 +30,9 @@ def _start(mode: str, env: dict | None = None) -> subprocess.Popen:
     )
 
 
-def _result(process: subprocess.Popen) -> dict:
+def _result(process: subprocess.Popen, timeout: float = TIMEOUT) -> dict:
     try:
-        out, _ = process.communicate(timeout=TIMEOUT)
+        out, _ = process.communicate(timeout=max(timeout, 1))
     finally:
         process.kill()
     lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
@@ -72,22 +74,62 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_workers_end_with_identical_policies(one_replica):
+def _workers(*args: str) -> list[dict]:
+    """Results of two MultiWorkerMirroredStrategy workers on 127.0.0.1 (``TF_CONFIG``), each
+    running ``model.fit``; both killed by the deadline, or as soon as one fails."""
     cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
-    workers = [
-        _start(
-            "multiworker",
-            {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
-        )
-        for i in range(2)
-    ]
+    deadline = time.monotonic() + TIMEOUT
+    workers = []
     try:
-        results = [_result(w) for w in workers]
+        for i in range(2):
+            task = {"cluster": cluster, "task": {"type": "worker", "index": i}}
+            workers.append(_start("multiworker", {"TF_CONFIG": json.dumps(task)}, *args))
+        return [_result(w, deadline - time.monotonic()) for w in workers]
     finally:
         for w in workers:
             w.kill()
+            w.wait()
+
+
+def _flat(result: dict, key: str) -> np.ndarray:
+    return np.concatenate([np.ravel(np.asarray(w, np.float64)) for w in result[key]])
+
+
+def _assert_identical_workers_equal_to(results: list[dict], reference: dict) -> None:
     assert [r["replicas"] for r in results] == [2, 2]
-    assert results[0]["logits"] == results[1]["logits"]
-    assert results[0]["kernel"] == results[1]["kernel"]
+    for key in ("policy", "model"):
+        assert results[0][key] == results[1][key], f"the workers' {key} variables differ"
+        difference = np.max(np.abs(_flat(results[0], key) - _flat(reference, key)))
+        print(f"max |worker - one process| of the {key} variables: {difference:.3g}")
+        np.testing.assert_allclose(
+            _flat(results[0], key), _flat(reference, key), rtol=1e-5, atol=1e-7, err_msg=key
+        )
+    assert results[0]["policy_steps"] == results[1]["policy_steps"] == reference["policy_steps"]
+    assert np.any(np.abs(_flat(reference, "policy")) > 1e-3), "the policy did not move at all"
+
+
+def test_two_workers_fit_with_a_split_sampler_equals_one_process(one_replica):
+    results = _workers()
+    _assert_identical_workers_equal_to(results, one_replica)
     assert results[0]["policy_steps"] == 2
-    np.testing.assert_allclose(results[0]["logits"], one_replica["logits"], rtol=1e-5, atol=1e-8)
+    for key in ("loss", "accuracy", "reward_mean"):
+        np.testing.assert_allclose(
+            results[0]["history"][key], one_replica["history"][key], rtol=1e-5, err_msg=key
+        )
+
+
+def test_two_workers_fit_an_augmentation_policy_with_callbacks(tmp_path):
+    """2 epochs with BackupAndRestore, ModelCheckpoint (each worker its own files) and
+    TensorBoard (chief only). The reference is one process with the same 2 replicas
+    (MirroredStrategy): AugmentationPolicy draws one stream per replica."""
+    mirrored = _result(_start("mirrored", None, "augment", str(tmp_path / "mirrored")))
+    results = _workers("augment", str(tmp_path / "cluster"))
+    _assert_identical_workers_equal_to(results, mirrored)
+    assert results[0]["policy_steps"] == 5  # 2 epochs x 3 steps, the first without reward
+    assert [r["chief"] for r in results] == [True, False]
+    cluster = tmp_path / "cluster"
+    assert list((cluster / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not list((cluster / "worker_1").rglob("events.out.tfevents.*"))
+    assert (cluster / "ckpt" / "model.weights.h5").is_file()
+    assert (cluster / "ckpt" / "worker_1" / "model.weights.h5").is_file()
+    assert not (cluster / "backup").exists(), "BackupAndRestore keeps no backup after fit"
