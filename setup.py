@@ -13,7 +13,14 @@ setup(
     license="Apache-2.0",
     # keras>=3.13 requires Python >=3.11 (TensorFlow 2.16 has wheels up to 3.12, 2.21 up to 3.13).
     python_requires=">=3.11",
-    packages=find_packages(include=["gar_tf", "gar_tf.*"]),
+    packages=find_packages(include=["gar_tf", "gar_tf.*", "gar_tf_trainers"]),
+    entry_points={
+        "console_scripts": [
+            "gar-tf-augment-search = gar_tf_trainers:augment_search",
+            "gar-tf-split-mixture = gar_tf_trainers:split_mixture",
+            "gar-tf-alignment-demo = gar_tf_trainers:alignment_demo",
+        ]
+    },
     # Upper bounds are the first release series not tested: tox -e lowest runs the suite on the
     # lower bounds (TF 2.16.2, Keras 3.15.0, numpy 1.26), tox -e highest on TF 2.21.0 and
     # Keras 3.15.1.

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 # Runs from a checkout without installing the package; shares the trainers' flag checks.
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
-import _cli  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from gar_tf_trainers import _cli  # noqa: E402
 
 IMAGE_SHAPE = (32, 32, 3)
 SETTINGS = ("tf.data", "tf.function")

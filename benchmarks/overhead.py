@@ -29,8 +29,8 @@ from pathlib import Path
 
 # Runs from a checkout without installing the package; shares the trainers' flag checks.
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
-import _cli  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from gar_tf_trainers import _cli  # noqa: E402
 
 VARIANTS = ("plain", "gar", "vmap")
 GOAL_GAR_OVER_PLAIN = 1.25

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 # Runs from a checkout without installing the package; shares the trainers' CLI pieces.
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
-import _cli  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from gar_tf_trainers import _cli  # noqa: E402
 
 CONFIGS = ("cropflip", "randaugment", "trivialaugment", "gar", "transfer")
 LABELS = {
@@ -99,7 +99,7 @@ def check_gar(args: argparse.Namespace) -> list[str]:
     if "transfer" in args.configs and not (Path(args.policy) / "policy.json").exists():
         problems.append(
             f"--configs transfer needs an exported policy, and {args.policy} has no "
-            "policy.json: pass --policy <an export of trainers/augment_search.py> or leave "
+            "policy.json: pass --policy <an export of gar_tf_trainers/augment_search.py> or leave "
             "transfer out of --configs"
         )
     return problems
@@ -149,10 +149,10 @@ def _fixed_policy(config: str, args: argparse.Namespace):
 
 def _train_data(x, y, args, seed: int, policy_fn) -> tf.data.Dataset:
     """Shuffled batches with crop/flip and the fixed policy, each batch seeded (seed, i)."""
-    import _build
     import tensorflow as tf
 
     from gar_tf.augment import baselines
+    from gar_tf_trainers import _build
 
     def augment(i, batch):
         images, labels = batch
@@ -189,11 +189,11 @@ def settings(args: argparse.Namespace) -> dict:
 
 def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     """Trains and evaluates one (config, seed); returns its result record."""
-    import _build
     import keras
     import numpy as np
 
     import gar_tf
+    from gar_tf_trainers import _build
 
     (x, y), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
@@ -364,7 +364,7 @@ def plot_bars(rows: dict, path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    import _build
+    from gar_tf_trainers import _build
 
     command = shlex.join(
         ["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 # Runs from a checkout without installing the package; shares the trainers' flag checks.
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "trainers")]
-import _cli  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from gar_tf_trainers import _cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

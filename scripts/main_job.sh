@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-.venv/bin/python trainers/augment_search.py --dataset fashion_mnist --epochs 3 --overwrite "$@"
+.venv/bin/python -m gar_tf_trainers.augment_search --dataset fashion_mnist --epochs 3 --overwrite "$@"

@@ -16,18 +16,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every command-line script (modules starting with "_" are their shared parts).
-SCRIPTS = tuple(
-    str(p.relative_to(ROOT))
-    for folder in ("trainers", "benchmarks")
-    for p in sorted((ROOT / folder).glob("[!_]*.py"))
+SCRIPTS = tuple(p.stem for p in sorted((ROOT / "gar_tf_trainers").glob("[!_]*.py"))) + tuple(
+    str(p.relative_to(ROOT)) for p in sorted((ROOT / "benchmarks").glob("[!_]*.py"))
 )
 
 
 def run(script: str, *flags: str, cwd: Path = ROOT) -> tuple[int, str, str, set[str]]:
     """``(exit status, stdout, stderr without the import times, imported modules)``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # A trainer by name runs as installed (python -m gar_tf_trainers.<name>); benchmarks as files.
+    target = [str(ROOT / script)] if "/" in script else ["-m", f"gar_tf_trainers.{script}"]
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", str(ROOT / script), *flags],
+        [sys.executable, "-X", "importtime", *target, *flags],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -68,29 +68,29 @@ def test_help_is_fast_complete_and_hides_internal_flags(script):
 
 REFUSED = [
     # split_mixture: 0 steps would read the endless sampler forever
-    ("trainers/split_mixture.py", ["--passes", "0"], "--passes >= 0.0022"),
-    ("trainers/split_mixture.py", ["--passes", "0.001"], "gives 0 steps"),
+    ("split_mixture", ["--passes", "0"], "--passes >= 0.0022"),
+    ("split_mixture", ["--passes", "0.001"], "gives 0 steps"),
     # every split corrupted: no clean split for the oracle
-    ("trainers/split_mixture.py", ["--corruption", "both", "--splits", "2", "--runs", "oracle"],
+    ("split_mixture", ["--corruption", "both", "--splits", "2", "--runs", "oracle"],
      "--runs oracle needs a clean split"),
-    ("trainers/split_mixture.py", ["--corruption", "both", "--splits", "2"], "--splits >= 3"),
-    ("trainers/split_mixture.py", ["--splits", "1"], "--splits must be >= 2"),
-    ("trainers/split_mixture.py", ["--min-probability", "0.5"], "[0, 1/4)"),
-    ("trainers/split_mixture.py", ["--clean-size", "128"], "--clean-size must be in [0, "),
-    ("trainers/split_mixture.py", ["--batch-size", "0"], "--batch-size must be >= 1"),
+    ("split_mixture", ["--corruption", "both", "--splits", "2"], "--splits >= 3"),
+    ("split_mixture", ["--splits", "1"], "--splits must be >= 2"),
+    ("split_mixture", ["--min-probability", "0.5"], "[0, 1/4)"),
+    ("split_mixture", ["--clean-size", "128"], "--clean-size must be in [0, "),
+    ("split_mixture", ["--batch-size", "0"], "--batch-size must be >= 1"),
     # alignment_demo: no reference images left; no mislabelled examples for the AUC
-    ("trainers/alignment_demo.py", ["--train-size", "60000"], "--train-size <= 59000"),
-    ("trainers/alignment_demo.py", ["--noise", "0"], "--noise must be in (0, 1)"),
-    ("trainers/alignment_demo.py", ["--noise", "1"], "--noise must be in (0, 1)"),
-    ("trainers/alignment_demo.py", ["--epochs", "0"], "--epochs must be >= 1"),
+    ("alignment_demo", ["--train-size", "60000"], "--train-size <= 59000"),
+    ("alignment_demo", ["--noise", "0"], "--noise must be in (0, 1)"),
+    ("alignment_demo", ["--noise", "1"], "--noise must be in (0, 1)"),
+    ("alignment_demo", ["--epochs", "0"], "--epochs must be >= 1"),
     # augment_search: fewer images than one batch
-    ("trainers/augment_search.py", ["--per-class", "10"], "pass --per-class >= 13"),
-    ("trainers/augment_search.py", ["--per-class", "7000"], "1..6000"),
-    ("trainers/augment_search.py", ["--model", "resnet9"], "unknown --model 'resnet9'"),
-    ("trainers/augment_search.py", ["--comparison", "slice", "--clean-size", "0"],
+    ("augment_search", ["--per-class", "10"], "pass --per-class >= 13"),
+    ("augment_search", ["--per-class", "7000"], "1..6000"),
+    ("augment_search", ["--model", "resnet9"], "unknown --model 'resnet9'"),
+    ("augment_search", ["--comparison", "slice", "--clean-size", "0"],
      "--clean-size in 1..127"),
-    ("trainers/augment_search.py", ["--max-ops", "0"], "--max-ops must be >= 1"),
-    ("trainers/augment_search.py", ["--policy-lr", "0"], "--policy-lr must be > 0"),
+    ("augment_search", ["--max-ops", "0"], "--max-ops must be >= 1"),
+    ("augment_search", ["--policy-lr", "0"], "--policy-lr must be > 0"),
     # quality: the transfer export missing is found before the other configs train
     ("benchmarks/quality.py", ["--policy", "/nonexistent"], "has no policy.json"),
     ("benchmarks/quality.py", ["--per-class", "5"], "fewer than one batch"),
@@ -112,9 +112,9 @@ def test_bad_flags_are_refused_before_anything_runs(script, flags, message):
 
 def test_existing_export_folder_is_refused_before_training(tmp_path):
     (tmp_path / "policy").mkdir()
-    status, _, err, imported = run("trainers/augment_search.py", "--logdir", str(tmp_path))
+    status, _, err, imported = run("augment_search", "--logdir", str(tmp_path))
     assert status == 2 and "--overwrite to replace it" in err, err
-    status, _, err, _ = run("trainers/augment_search.py", "--logdir", str(tmp_path), "--overwrite")
+    status, _, err, _ = run("augment_search", "--logdir", str(tmp_path), "--overwrite")
     assert status == 2 and "has no policy.json" in err, err
     assert not heavy(imported)
 
@@ -130,19 +130,15 @@ def test_quality_refuses_runs_with_other_settings_up_front(tmp_path):
 def test_unknown_ops_refused_before_data_loads(tmp_path):
     """--ops is checked by building the policy (TensorFlow), still before any data."""
     status, _, err, _ = run(
-        "trainers/augment_search.py",
+        "augment_search",
         "--ops", "Identity,Nope", "--logdir", str(tmp_path), "--data-dir", str(tmp_path),
     )  # fmt: skip
     assert status == 2 and "unknown augmentation op 'Nope'" in err, err
 
 
 def test_backbone_names_agree_with_gar_tf():
-    sys.path.insert(0, str(ROOT / "trainers"))
-    try:
-        import _cli
-    finally:
-        sys.path.remove(str(ROOT / "trainers"))
     import gar_tf
+    from gar_tf_trainers import _cli
 
     assert _cli.BACKBONES == gar_tf.backbones.NAMES
     for name in ("small_cnn", "resnet8", "resnet14_w32", "resnet2", "resnet9", "resnet", "cnn",

@@ -61,8 +61,24 @@ def test_sdist_carries_every_file_the_tests_read(tmp_path: Path) -> None:
     with tarfile.open(archive) as tar:
         carried = {Path(*Path(name).parts[1:]) for name in tar.getnames()}
     wanted = {Path(p) for p in ("LICENSE", "README.md", "setup.py", "tox.ini", "pyproject.toml")}
-    for folder, pattern in [("tests", "*.py"), ("docs", "*.md"), ("trainers", "*.py")]:
+    for folder, pattern in [("tests", "*.py"), ("docs", "*.md"), ("gar_tf_trainers", "*.py")]:
         wanted |= {p.relative_to(ROOT) for p in (ROOT / folder).rglob(pattern)}
     wanted |= {p.relative_to(ROOT) for p in (ROOT / "benchmarks").glob("*.py")}
     missing = sorted(str(p) for p in wanted - carried if "__pycache__" not in p.parts)
     assert not missing, f"the sdist lacks {missing}: add them to MANIFEST.in"
+
+
+def test_every_trainer_is_a_command_after_install() -> None:
+    import gar_tf_trainers
+
+    commands = _setup_keyword("entry_points")["console_scripts"]
+    trainers = sorted(p.stem for p in (ROOT / "gar_tf_trainers").glob("[!_]*.py"))
+    assert sorted(c.split(":")[-1] for c in commands) == trainers
+    for command in commands:
+        name, target = (part.strip() for part in command.split("="))
+        assert name == "gar-tf-" + target.split(":")[1].replace("_", "-")
+        assert callable(getattr(gar_tf_trainers, target.split(":")[1]))
+        installed = Path(sys.executable).parent / name
+        if installed.exists():  # pip installed the package into this environment
+            done = subprocess.run([installed, "--help"], capture_output=True, text=True)
+            assert done.returncode == 0 and "usage: " in done.stdout, done.stderr

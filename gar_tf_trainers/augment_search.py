@@ -8,7 +8,7 @@ probabilities, mean levels, ops per image, a grid of augmented images), a heat m
 of the learned op x level distribution, ``summary.json``, and exports the learned
 policy as a SavedModel with its ``policy.json`` into ``--export-dir``.
 
-Example: ``python trainers/augment_search.py --dataset mnist --epochs 3``
+Example: ``python -m gar_tf_trainers.augment_search --dataset mnist --epochs 3``
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-import _cli
+from gar_tf_trainers import _cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def make_policy(args: argparse.Namespace):
     """The ``AugmentationPolicy`` of the flags; an unknown ``--ops`` ends in a usage error."""
-    import _build
+    from gar_tf_trainers import _build
 
     ops = args.ops if args.ops in ("wide", "standard") else args.ops.split(",")
     try:
@@ -137,11 +137,11 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     """Trains the model and the policy, then writes the summary, heat map and export."""
-    import _build
     import keras
     import numpy as np
 
     import gar_tf
+    from gar_tf_trainers import _build
 
     keras.utils.set_random_seed(args.seed)
     policy = make_policy(args)
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         summary, logdir / "policy_heatmap.png", title=f"{args.dataset}, seed {args.seed}"
     )
     result = {
-        "command": "python trainers/augment_search.py " + shlex.join(argv or sys.argv[1:]),
+        "command": "python -m gar_tf_trainers.augment_search " + shlex.join(argv or sys.argv[1:]),
         "dataset": args.dataset,
         "seed": args.seed,
         "train_images": int(len(y)),

@@ -15,7 +15,7 @@ Prints and writes (to ``--logdir``) the final split probabilities, test accuraci
 (mean ± std over seeds), ``results.json``, a PNG of the GAR probabilities over
 training per seed, and TensorBoard logs.
 
-Example: ``python trainers/split_mixture.py --corruption labels --seeds 0 1 2``
+Example: ``python -m gar_tf_trainers.split_mixture --corruption labels --seeds 0 1 2``
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-import _cli
+from gar_tf_trainers import _cli
 
 RUNS = ("gar", "uniform", "oracle")
 CORRUPTIONS = {
@@ -229,10 +229,10 @@ def one_split(split, batch_size: int, seed: int):
 
 def train(run, splits, args, seed, steps, test, logdir):
     """Trains one mixture; returns (test accuracy, final probabilities, logger or None)."""
-    import _build
     import keras
 
     import gar_tf
+    from gar_tf_trainers import _build
 
     keras.utils.set_random_seed(seed)
     if run == "oracle":
@@ -280,10 +280,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run_all(args: argparse.Namespace) -> dict:
     """Every run of every seed; writes and returns the results."""
-    import _build
     import numpy as np
 
     import gar_tf
+    from gar_tf_trainers import _build
 
     images, labels = _build.load(args, "train")
     test_images, test_labels = _build.load(args, "test")

@@ -8,7 +8,7 @@ with the gradient of held-out clean images and reports how well a low score flag
 mislabelled ones (ROC AUC), the test accuracy, and the reward statistics. TensorBoard
 logs and a JSON summary go to ``--logdir``.
 
-Example: ``python trainers/alignment_demo.py --epochs 3``
+Example: ``python -m gar_tf_trainers.alignment_demo --epochs 3``
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import _cli
+from gar_tf_trainers import _cli
 
 if TYPE_CHECKING:
     import numpy as np
@@ -131,11 +131,11 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Trains, scores and writes the summary."""
-    import _build
     import keras
     import numpy as np
 
     import gar_tf
+    from gar_tf_trainers import _build
 
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
