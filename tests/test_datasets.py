@@ -22,6 +22,11 @@ import tensorflow as tf
 from gar_tf import datasets
 from gar_tf.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, load_tfds
 
+# The failures below must come at once, not after tfds' minutes of download retries. The
+# bound only separates those two (a loaded 2-core machine took 14.6 s once); it is no
+# speed goal (the README's "under a second" is measured on a quiet machine).
+HANG = 60.0
+
 LOADERS = {"fashion-mnist": load_fashion_mnist, "mnist": load_mnist}
 INSTALL_COMMANDS = {
     "fashion-mnist": "apt-get install -y dataset-fashion-mnist",
@@ -402,7 +407,7 @@ def test_missing_data_raises_quickly(tmp_path: Path, no_default_dirs: None, name
     start = time.monotonic()
     with pytest.raises(FileNotFoundError) as error:
         LOADERS[name](empty)
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < HANG
     message = str(error.value)
     assert str(empty) in message
     assert str(tmp_path / f"absent-{name}") in message
@@ -461,7 +466,7 @@ def test_tfds_missing_dataset_fails_fast(tmp_path: Path, name: str) -> None:
     with pytest.raises(FileNotFoundError) as error:
         load_tfds(name, data_dir=tmp_path)
     elapsed = time.monotonic() - start  # includes importing tensorflow_datasets
-    assert elapsed < 10.0, f"took {elapsed:.1f} s"
+    assert elapsed < HANG, f"took {elapsed:.1f} s"
     message = str(error.value)
     assert str(tmp_path / name) in message
     assert f"tfds build {name} --data_dir DIR" in message
@@ -475,7 +480,7 @@ def test_tfds_unknown_name_fails_fast(tmp_path: Path) -> None:
         load_tfds("cifr10", data_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown tfds dataset 'nosuch:thing'"):
         load_tfds("nosuch:thing", data_dir=tmp_path)
-    assert time.monotonic() - start < 10.0
+    assert time.monotonic() - start < HANG
 
 
 def test_tfds_download_without_internet_fails_fast(tmp_path: Path) -> None:
@@ -490,7 +495,7 @@ def test_tfds_download_without_internet_fails_fast(tmp_path: Path) -> None:
     start = time.monotonic()
     with pytest.raises(ConnectionError, match="www.cs.toronto.edu:443 is unreachable"):
         load_tfds("cifar10", data_dir=tmp_path, download=True)
-    assert time.monotonic() - start < 10.0
+    assert time.monotonic() - start < HANG
 
 
 @pytest.fixture(scope="module")
