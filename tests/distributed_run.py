@@ -3,11 +3,13 @@
 Started as a subprocess by tests/test_distribute.py, because the logical CPU devices
 and the multi-worker cluster must be set before TensorFlow starts:
 
-    python tests/distributed_run.py one|mirrored|multiworker [steps]
+    python tests/distributed_run.py one|mirrored|multiworker [steps] [reinforce|evidence]
 
 ``one``: no strategy, global batch 128. ``mirrored``: MirroredStrategy on 2 logical
 CPUs, 2 x 64. ``multiworker``: MultiWorkerMirroredStrategy, this process is one
 worker of the cluster in ``TF_CONFIG``. The same data and initial weights in every mode.
+The sampler's rule: ``reinforce`` (default) or ``evidence`` (with ``confidence=0``, so that
+its logits move within a few steps).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 MODE = sys.argv[1]
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+RULE = sys.argv[3] if len(sys.argv) > 3 else "reinforce"
 BATCH = 128
 
 if MODE == "mirrored":
@@ -69,7 +72,10 @@ def main() -> dict:
             [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)]
         )
         splits = [tf.data.Dataset.from_tensor_slices((x[:10], y[:10])) for _ in range(3)]
-        sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix")
+        options = {"confidence": 0.0} if RULE == "evidence" else {}
+        sampler = RecordingSampler(
+            splits, batch_size=BATCH, seed=0, name="mix", rule=RULE, **options
+        )
         model = gar_tf.GARModel(backbone, policies=[sampler])
         model.compile(
             optimizer=keras.optimizers.SGD(0.1),
@@ -87,6 +93,7 @@ def main() -> dict:
         "replicas": STRATEGY.num_replicas_in_sync,
         "logits": sampler.logits.numpy().tolist(),
         "policy_steps": int(sampler.policy_optimizer.iterations.numpy()),
+        "statistics": [v.numpy().tolist() for v in sampler.statistics],
         "kernel": backbone.weights[0].numpy().tolist(),
         "recorded": RECORDED,
     }

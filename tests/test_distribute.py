@@ -18,9 +18,9 @@ SCRIPT = Path(__file__).with_name("distributed_run.py")
 TIMEOUT = 240
 
 
-def _start(mode: str, env: dict | None = None) -> subprocess.Popen:
+def _start(mode: str, env: dict | None = None, rule: str = "reinforce") -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(SCRIPT), mode, "3"],
+        [sys.executable, str(SCRIPT), mode, "3", rule],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -64,6 +64,17 @@ def test_two_mirrored_replicas_match_one_replica(one_replica):
     np.testing.assert_allclose(two["logits"], one_replica["logits"], rtol=1e-5, atol=1e-8)
     assert np.any(np.abs(one_replica["logits"]) > 1e-3), "the policy did not move at all"
     np.testing.assert_allclose(two["kernel"], one_replica["kernel"], rtol=1e-5, atol=1e-7)
+
+
+def test_evidence_rule_statistics_are_global():
+    """The evidence rule's per-split sums are summed over replicas: 2 x 64 == 1 x 128."""
+    one, two = _result(_start("one", rule="evidence")), _result(_start("mirrored", rule="evidence"))
+    assert two["replicas"] == 2 and one["policy_steps"] == two["policy_steps"] == 0
+    assert one["statistics"][0] and sum(one["statistics"][0]) > 128  # two steps counted
+    for a, b in zip(one["statistics"], two["statistics"]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(two["logits"], one["logits"], rtol=1e-5, atol=1e-6)
+    assert np.any(np.abs(one["logits"]) > 1e-3), "the evidence rule did not move at all"
 
 
 def _free_port() -> int:

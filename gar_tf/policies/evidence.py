@@ -1,0 +1,72 @@
+"""The evidence rule of a split mixture as pure functions (docs/method.md §6, §10).
+
+Per split k, each step adds the sum ``S_k`` and count ``n_k`` of the standardised rewards of
+the examples drawn from k; the statistics are discounted by ``decay`` per step. From them the
+mean advantage ``a_k`` with a batch-clustered standard error ``se_k``, its deviation from the
+mean over the splits shrunk by ``confidence * se_k``, and the logits ``z_k = shrunk_k / T``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+#: The discounted statistics per split, in the order :func:`accumulate` keeps them.
+STATISTICS = ("count", "total", "total_sq", "total_count", "count_sq")
+
+
+def step_sums(weights: tf.Tensor, ids: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(S, n)``: ``S_k = sum_{i: s_i = k} w_i`` and ``n_k = #{i: s_i = k}`` of one step."""
+    ids = tf.cast(ids, tf.int32)
+    weights = tf.cast(weights, tf.float32)
+    return (
+        tf.math.unsorted_segment_sum(weights, ids, k),
+        tf.math.unsorted_segment_sum(tf.ones_like(weights), ids, k),
+    )
+
+
+def accumulate(
+    stats: list[tf.Tensor], sums: tf.Tensor, counts: tf.Tensor, decay: float
+) -> list[tf.Tensor]:
+    """Discounted sums over steps t with weights ``g^(T-t)``, ``g = decay``:
+    ``N = sum g n``, ``M = sum g S``, ``SS = sum g^2 S^2``, ``SN = sum g^2 S n``,
+    ``NN = sum g^2 n^2`` (docs/method.md §10)."""
+    count, total, total_sq, total_count, count_sq = stats
+    g, g2 = decay, decay * decay
+    return [
+        g * count + counts,
+        g * total + sums,
+        g2 * total_sq + sums * sums,
+        g2 * total_count + sums * counts,
+        g2 * count_sq + counts * counts,
+    ]
+
+
+def advantage(stats: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(a, se)``: ``a = M / N`` and the ratio estimator's variance clustered by step,
+    ``se^2 = (SS - 2 a SN + a^2 NN) / N^2`` (docs/method.md §10); ``se = inf`` where
+    ``N = 0``."""
+    count, total, total_sq, total_count, count_sq = stats
+    seen = count > 0
+    n = tf.where(seen, count, 1.0)
+    a = tf.where(seen, total / n, 0.0)
+    var = tf.maximum(total_sq - 2.0 * a * total_count + a * a * count_sq, 0.0) / (n * n)
+    return a, tf.where(seen, tf.sqrt(var), float("inf"))
+
+
+def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, confidence: float) -> tf.Tensor:
+    """``sign(d) max(|d| - c se, 0)`` for ``d = a - mean(a over the splits seen)``, ``c =
+    confidence``: only the part of a split's deviation that noise does not explain
+    (docs/method.md §10)."""
+    seen = tf.math.is_finite(se)
+    centre = tf.reduce_sum(tf.where(seen, a, 0.0)) / tf.maximum(
+        tf.reduce_sum(tf.cast(seen, tf.float32)), 1.0
+    )
+    d = a - centre
+    margin = tf.where(seen, confidence * se, 0.0)
+    return tf.where(seen, tf.sign(d) * tf.nn.relu(tf.abs(d) - margin), 0.0)
+
+
+def evidence_logits(stats: list[tf.Tensor], temperature: float, confidence: float) -> tf.Tensor:
+    """``z = shrunk_advantage / T``, so ``p ∝ exp(z)`` (docs/method.md §10)."""
+    a, se = advantage(stats)
+    return shrunk_advantage(a, se, confidence) / temperature
