@@ -71,9 +71,9 @@ def test_evidence_rule_statistics_are_global():
     one, two = _result(_start("one", rule="evidence")), _result(_start("mirrored", rule="evidence"))
     assert two["replicas"] == 2 and one["policy_steps"] == two["policy_steps"] == 0
     assert one["statistics"][0] and sum(one["statistics"][0]) > 128  # two steps counted
-    for a, b in zip(one["statistics"], two["statistics"]):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(two["logits"], one["logits"], rtol=1e-5, atol=1e-6)
+    for a, b in zip(one["statistics"], two["statistics"]):  # sums of 128 standardised rewards
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(two["logits"], one["logits"], rtol=1e-4, atol=1e-4)
     assert np.any(np.abs(one["logits"]) > 1e-3), "the evidence rule did not move at all"
 
 
