@@ -103,8 +103,8 @@ def _evidence_in_numpy(steps, k, temperature, confidence, horizon):
     s, n = np.array(s_steps), np.array(n_steps)
     a = (omega * s).sum(0) / (omega * n).sum(0)
     se = np.sqrt((omega**2 * (s - a * n) ** 2).sum(0)) / (omega * n).sum(0)
-    d = a - a.mean()
-    shrunk = np.sign(d) * np.maximum(np.abs(d) - confidence * se, 0.0)
+    best_lower_bound = np.max(a - confidence * se)
+    shrunk = np.minimum(a + confidence * se - best_lower_bound, 0.0)
     return a, se, shrunk / temperature
 
 

@@ -2,8 +2,8 @@
 
 Per split k, each step adds the sum ``S_k`` and count ``n_k`` of the standardised rewards of
 the examples drawn from k; the statistics are discounted by ``decay`` per step. From them the
-mean advantage ``a_k`` with a batch-clustered standard error ``se_k``, its deviation from the
-mean over the splits shrunk by ``confidence * se_k``, and the logits ``z_k = shrunk_k / T``.
+mean advantage ``a_k`` with a batch-clustered standard error ``se_k``, the part of its gap to
+the best split beyond ``confidence`` standard errors, and the logits ``z_k = shrunk_k / T``.
 """
 
 from __future__ import annotations
@@ -54,16 +54,14 @@ def advantage(stats: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, confidence: float) -> tf.Tensor:
-    """``sign(d) max(|d| - c se, 0)`` for ``d = a - mean(a over the splits seen)``, ``c =
-    confidence``: only the part of a split's deviation that noise does not explain
-    (docs/method.md §10)."""
+    """``min(a_k + c se_k - max_j (a_j - c se_j), 0)``, ``c = confidence``: how far split k's
+    upper confidence bound lies below the best lower bound, i.e. the part of its gap to the
+    best split that noise does not explain (0 for splits never drawn; docs/method.md §10)."""
     seen = tf.math.is_finite(se)
-    centre = tf.reduce_sum(tf.where(seen, a, 0.0)) / tf.maximum(
-        tf.reduce_sum(tf.cast(seen, tf.float32)), 1.0
-    )
-    d = a - centre
     margin = tf.where(seen, confidence * se, 0.0)
-    return tf.where(seen, tf.sign(d) * tf.nn.relu(tf.abs(d) - margin), 0.0)
+    best = tf.reduce_max(tf.where(seen, a - margin, -float("inf")))
+    gap = tf.minimum(a + margin - best, 0.0)
+    return tf.where(tf.logical_and(seen, tf.math.is_finite(best)), gap, 0.0)
 
 
 def evidence_logits(stats: list[tf.Tensor], temperature: float, confidence: float) -> tf.Tensor:

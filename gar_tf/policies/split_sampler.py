@@ -30,9 +30,10 @@ class SplitSampler(Policy):
 
     * ``rule="evidence"`` (default, docs/method.md §10): per split, the discounted mean
       advantage ``a_k`` of its examples and its standard error ``se_k`` (clustered by
-      step); ``z_k = shrink(a_k - mean a, confidence * se_k) / temperature``. Splits whose
-      rewards noise can explain stay level; a split ``T`` below the others beyond the
-      noise gets ``1/e`` of their probability. The knob is ``temperature``.
+      step); ``z_k = min(a_k + c se_k - max_j (a_j - c se_j), 0) / temperature`` with
+      ``c = confidence``. Splits the rewards cannot tell from the best stay level with it;
+      a split whose mean is ``T`` below the best beyond the noise gets ``1/e`` of its
+      probability. The knob is ``temperature``.
     * ``rule="reinforce"``, the reference (docs/method.md §5): loss
       ``-mean(w_i log p(s_i)) - entropy * H(p)``, gradient clipped by value, Adam. One
       ``entropy`` both keeps equal splits level and sets how far worse ones fall.
