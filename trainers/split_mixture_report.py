@@ -59,7 +59,8 @@ def gar_rows(results: dict) -> list[str]:
             most = max(spread(record) for record in trace)
             check = f"spread {spread(p):.3f} (largest on the way {most:.3f})"
         else:
-            ordered = all(p[a] > p[b] for a, b in zip(names, names[1:]) if a != b)
+            rate_of = dict(zip(p, rates))
+            ordered = all(p[a] > p[b] for a in names for b in names if rate_of[a] < rate_of[b])
             level = 0.10 if rates.count(0.0) == k - 1 else 0.5 / k
             step = first_below(trace, worst, level)
             when = "never" if step is None else f"step {step} ({step / per_pass:.2f} passes)"
@@ -67,6 +68,9 @@ def gar_rows(results: dict) -> list[str]:
             second = names[1] if k > 2 and rates.count(0.0) == 1 else None
             if second:
                 check += f"; {second} keeps {p[second] * k:.2f} of uniform"
+            clean = {n: p[n] for n in names if rate_of[n] == 0}
+            if len(clean) > 1:
+                check += f"; clean spread {spread(clean):.3f}"
         rows.append(f"| {e['seed']} | {probs} | {check} | {e['test_accuracy']:.4f} |")
     return rows
 
@@ -93,8 +97,21 @@ def accuracy_rows(results: dict) -> list[str]:
     return rows
 
 
-def report(path: Path) -> str:
+def with_baselines(results: dict, baselines: dict | None) -> dict:
+    """``results`` plus the uniform/oracle runs of ``baselines`` (another record of the same
+    data, seeds and steps) that it lacks."""
+    if baselines is None:
+        return results
+    if (baselines["steps"], baselines["noise_rates"]) != (results["steps"], results["noise_rates"]):
+        raise ValueError("the baselines record has other steps or noise rates")
+    have = {(e["run"], e["seed"]) for e in results["runs"]}
+    extra = [e for e in baselines["runs"] if (e["run"], e["seed"]) not in have]
+    return {**results, "runs": results["runs"] + extra, "baselines": baselines["command"]}
+
+
+def report(path: Path, baselines: Path | None = None) -> str:
     results = json.loads(path.read_text())
+    results = with_baselines(results, baselines and json.loads(baselines.read_text()))
     title = path.parent.name if path.stem == "results" else path.stem
     names = noise_order(
         list(next(e for e in results["runs"] if e["run"] == "gar")["final_probabilities"]),
@@ -120,8 +137,16 @@ def report(path: Path) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="+", type=Path, help="results.json files")
-    for path in p.parse_args().results:
-        print(report(path))
+    p.add_argument(
+        "--baselines",
+        type=Path,
+        default=None,
+        help="a record whose uniform/oracle runs complete each of the results (same data, "
+        "seeds and steps); default: none",
+    )
+    args = p.parse_args()
+    for path in args.results:
+        print(report(path, args.baselines))
 
 
 if __name__ == "__main__":
