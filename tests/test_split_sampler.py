@@ -89,7 +89,7 @@ def test_reinforce_step_matches_the_analytic_gradient():
     assert np.isnan(sampler.take_mean_rewards()["split_0"])  # reset after reading
 
 
-def _evidence_in_numpy(steps, k, temperature, confidence, horizon):
+def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio=np.inf):
     """The evidence rule worked out directly: for each split, the discounted ratio mean of
     the standardised rewards and its batch-clustered variance (docs/method.md §10)."""
     g = 1.0 - 1.0 / horizon
@@ -105,22 +105,25 @@ def _evidence_in_numpy(steps, k, temperature, confidence, horizon):
     se = np.sqrt((omega**2 * (s - a * n) ** 2).sum(0)) / (omega * n).sum(0)
     best_lower_bound = np.max(a - confidence * se)
     shrunk = np.minimum(a + confidence * se - best_lower_bound, 0.0)
-    return a, se, shrunk / temperature
+    return a, se, shrunk / max(temperature, -shrunk.min() / max_log_ratio)
 
 
-def test_evidence_rule_matches_numpy():
+@pytest.mark.parametrize("max_log_ratio", [np.inf, 1.5])
+def test_evidence_rule_matches_numpy(max_log_ratio):
     k, rng = 4, np.random.default_rng(1)
-    sampler = gar_tf.SplitSampler(
-        _constant_splits(), batch_size=32, temperature=0.2, confidence=1.0, horizon=4
-    )
+    options = dict(temperature=0.2, confidence=1.0, horizon=4, max_log_ratio=max_log_ratio)
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=32, **options)
     steps = []
     for _ in range(6):
         ids = rng.integers(0, k, 32)
         rewards = rng.normal(size=32) - 0.4 * ids  # split 3 worst
         steps.append((rewards.astype(np.float32), ids))
         sampler.update(tf.constant(steps[-1][0]), tf.constant(ids))
-    a, se, logits = _evidence_in_numpy(steps, k, 0.2, 1.0, 4)
+    a, se, logits = _evidence_in_numpy(steps, k, 0.2, 1.0, 4, max_log_ratio)
     np.testing.assert_allclose(sampler.logits.numpy(), logits, rtol=1e-4, atol=1e-5)
+    assert logits.max() - logits.min() <= max_log_ratio + 1e-6
+    if max_log_ratio < np.inf:  # the cap binds here: the worst split at exactly -L
+        assert logits.min() == pytest.approx(-max_log_ratio, rel=1e-6)
     got = sampler.advantages()
     np.testing.assert_allclose([got[f"split_{j}"]["a"] for j in range(k)], a, rtol=1e-4)
     np.testing.assert_allclose([got[f"split_{j}"]["se"] for j in range(k)], se, rtol=1e-4)
@@ -151,10 +154,17 @@ def test_rules_take_only_their_own_options():
         gar_tf.SplitSampler(splits, batch_size=4, entropy=0.1)
     with pytest.raises(ValueError, match="temperature belong\\(s\\) to rule='evidence'"):
         gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", temperature=0.1)
-    for bad in ({"temperature": 0.0}, {"confidence": -1}, {"horizon": 0.5}, {"temperature": True}):
-        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a finite number"):
+    for bad in (
+        {"temperature": 0.0},
+        {"confidence": -1},
+        {"horizon": 0.5},
+        {"temperature": True},
+        {"max_log_ratio": 0},
+        {"temperature": float("inf")},
+    ):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a number"):
             gar_tf.SplitSampler(splits, batch_size=4, **bad)
-    with pytest.raises(ValueError, match="entropy must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="entropy must be a number >= 0"):
         gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", entropy=float("nan"))
     with pytest.raises(ValueError, match="advantages\\(\\) is kept by rule='evidence'"):
         gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce").advantages()
@@ -165,6 +175,7 @@ def test_get_config_says_what_the_sampler_does():
     config = gar_tf.SplitSampler(splits, batch_size=4, temperature=0.1, seed=3).get_config()
     assert config["rule"] == "evidence" and config["temperature"] == 0.1
     assert (config["confidence"], config["horizon"], config["seed"]) == (2.0, 100.0, 3)
+    assert config["max_log_ratio"] == 3.0
     assert "entropy" not in config and "policy_optimizer" not in config
     reference = gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", entropy=0.2)
     config = reference.get_config()

@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="--rule evidence: steps the statistics remember (default: the sampler's)",
     )
     p.add_argument(
+        "--max-log-ratio",
+        type=float,
+        default=None,
+        help="--rule evidence: most a split's log-probability may fall below the best split's "
+        "(default: the sampler's; inf: no cap)",
+    )
+    p.add_argument(
         "--policy-lr",
         type=float,
         default=None,
@@ -242,7 +249,7 @@ def check_sampler(args: argparse.Namespace) -> list[str]:
     """The SplitSampler flags the sampler itself would refuse, and ``--clean-size``."""
     problems = []
     own = {
-        "evidence": ("temperature", "confidence", "horizon"),
+        "evidence": ("temperature", "confidence", "horizon", "max_log_ratio"),
         "reinforce": ("policy_lr", "entropy"),
     }
     for rule, flags in own.items():
@@ -255,6 +262,7 @@ def check_sampler(args: argparse.Namespace) -> list[str]:
         ("entropy", lambda a, f: _cli.at_least(a, 0, f)),
         ("confidence", lambda a, f: _cli.at_least(a, 0, f)),
         ("horizon", lambda a, f: _cli.at_least(a, 1, f)),
+        ("max_log_ratio", _cli.positive),
     ):
         if getattr(args, flag) is not None:
             problems += check(args, flag)
@@ -328,6 +336,7 @@ def sampler_options(args: argparse.Namespace) -> dict:
             ("temperature", args.temperature),
             ("confidence", args.confidence),
             ("horizon", args.horizon),
+            ("max_log_ratio", args.max_log_ratio),
             ("policy_optimizer", args.policy_lr and keras.optimizers.Adam(args.policy_lr)),
             ("entropy", args.entropy),
             ("min_probability", args.min_probability),

@@ -3,7 +3,8 @@
 Per split k, each step adds the sum ``S_k`` and count ``n_k`` of the standardised rewards of
 the examples drawn from k; the statistics are discounted by ``decay`` per step. From them the
 mean advantage ``a_k`` with a batch-clustered standard error ``se_k``, the part of its gap to
-the best split beyond ``confidence`` standard errors, and the logits ``z_k = shrunk_k / T``.
+the best split beyond ``confidence`` standard errors, and the logits ``z_k = shrunk_k / T``
+(T raised where needed so that no logit is more than ``max_log_ratio`` below the best).
 """
 
 from __future__ import annotations
@@ -64,7 +65,12 @@ def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, confidence: float) -> tf.Tenso
     return tf.where(tf.logical_and(seen, tf.math.is_finite(best)), gap, 0.0)
 
 
-def evidence_logits(stats: list[tf.Tensor], temperature: float, confidence: float) -> tf.Tensor:
-    """``z = shrunk_advantage / T``, so ``p ∝ exp(z)`` (docs/method.md §10)."""
+def evidence_logits(
+    stats: list[tf.Tensor], temperature: float, confidence: float, max_log_ratio: float
+) -> tf.Tensor:
+    """``z = d / max(T, -min(d) / L)`` for the shrunk gaps d (:func:`shrunk_advantage`), so
+    ``p ∝ exp(z)`` with log-probabilities linear in the gap and at most ``L = max_log_ratio``
+    below the best split's (docs/method.md §10)."""
     a, se = advantage(stats)
-    return shrunk_advantage(a, se, confidence) / temperature
+    gap = shrunk_advantage(a, se, confidence)
+    return gap / tf.maximum(temperature, -tf.reduce_min(gap) / max_log_ratio)

@@ -15,7 +15,7 @@ from gar_tf.replicas import all_reduce_sum
 RULES = ("evidence", "reinforce")
 #: Defaults of each rule's options; an option of the other rule is refused.
 RULE_OPTIONS = {
-    "evidence": {"temperature": 0.3, "confidence": 2.0, "horizon": 100.0},
+    "evidence": {"temperature": 0.1, "confidence": 2.0, "horizon": 100.0, "max_log_ratio": 3.0},
     "reinforce": {"entropy": 0.3, "policy_optimizer": None},
 }
 
@@ -33,7 +33,8 @@ class SplitSampler(Policy):
       step); ``z_k = min(a_k + c se_k - max_j (a_j - c se_j), 0) / temperature`` with
       ``c = confidence``. Splits the rewards cannot tell from the best stay level with it;
       a split whose mean is ``T`` below the best beyond the noise gets ``1/e`` of its
-      probability. The knob is ``temperature``.
+      probability, down to ``exp(-max_log_ratio)`` of it for the worst split (beyond that,
+      all gaps are scaled down together). The knob is ``temperature``.
     * ``rule="reinforce"``, the reference (docs/method.md §5): loss
       ``-mean(w_i log p(s_i)) - entropy * H(p)``, gradient clipped by value, Adam. One
       ``entropy`` both keeps equal splits level and sets how far worse ones fall.
@@ -54,11 +55,14 @@ class SplitSampler(Policy):
         rule: ``"evidence"`` or ``"reinforce"`` (above). Each rule takes only its own
             options; passing the other's raises.
         temperature: evidence rule, ``T > 0`` in standard deviations of the
-            standardised reward (default 0.3: docs/split_mixture.md).
+            standardised reward (default 0.1: docs/split_mixture.md).
         confidence: evidence rule, ``c >= 0``: standard errors of a split's mean
             advantage that count as noise (default 2, about 95%).
         horizon: evidence rule, steps ``H >= 1`` the statistics remember: each step
             discounts them by ``1 - 1/H`` (default 100).
+        max_log_ratio: evidence rule, ``L > 0``: no split's log-probability goes more than
+            L below the best split's (T is raised instead; default 3, i.e. >= 5% of the
+            best split's probability; ``inf``: no cap).
         policy_optimizer: reinforce rule, optimizer for the logits (default ``Adam(0.01)``).
         entropy: reinforce rule, weight of the entropy bonus ``H(p)``; it pulls towards
             uniform and keeps equally good splits balanced (default 0.3).
@@ -77,6 +81,7 @@ class SplitSampler(Policy):
         temperature: float | None = None,
         confidence: float | None = None,
         horizon: float | None = None,
+        max_log_ratio: float | None = None,
         policy_optimizer: keras.optimizers.Optimizer | None = None,
         entropy: float | None = None,
         min_probability: float = 0.0,
@@ -89,6 +94,7 @@ class SplitSampler(Policy):
             temperature=temperature,
             confidence=confidence,
             horizon=horizon,
+            max_log_ratio=max_log_ratio,
             policy_optimizer=policy_optimizer,
             entropy=entropy,
         )
@@ -118,6 +124,7 @@ class SplitSampler(Policy):
         self.temperature = options.get("temperature")
         self.confidence = options.get("confidence")
         self.horizon = options.get("horizon")
+        self.max_log_ratio = options.get("max_log_ratio")
         k = len(splits)
         assigned = "only_first_replica" if rule == "evidence" else "none"
         self.logits = self.add_policy_weight("logits", (k,), aggregation=assigned)
@@ -196,7 +203,9 @@ class SplitSampler(Policy):
         new = [tf.where(apply, n, o) for n, o in zip(new, old)]
         for variable, value in zip(self.statistics, new):
             variable.assign(value)
-        self.logits.assign(evidence.evidence_logits(new, self.temperature, self.confidence))
+        self.logits.assign(
+            evidence.evidence_logits(new, self.temperature, self.confidence, self.max_log_ratio)
+        )
 
     def advantages(self) -> dict[str, dict[str, float]]:
         """Evidence rule: per split, the mean standardised advantage ``a``, its standard
@@ -307,14 +316,16 @@ def rule_options(rule: str, **given) -> dict:
         "temperature": (lambda v: v > 0, "> 0"),
         "confidence": (lambda v: v >= 0, ">= 0"),
         "horizon": (lambda v: v >= 1, ">= 1"),
+        "max_log_ratio": (lambda v: v > 0, "> 0 (inf: no cap)"),
         "entropy": (lambda v: v >= 0, ">= 0"),
     }
     for key, value in options.items():
         if key in checks:
             ok, bound = checks[key]
             number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-            if not number or not np.isfinite(value) or not ok(value):
-                raise ValueError(f"{key} must be a finite number {bound}, got {value!r}.")
+            finite = np.isfinite(value) or (key == "max_log_ratio" and value == np.inf)
+            if not number or not finite or not ok(value):
+                raise ValueError(f"{key} must be a number {bound}, got {value!r}.")
             options[key] = float(value)
     return options
 
