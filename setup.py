@@ -19,6 +19,7 @@ setup(
             "gar-tf-augment-search = gar_tf_trainers:augment_search",
             "gar-tf-split-mixture = gar_tf_trainers:split_mixture",
             "gar-tf-alignment-demo = gar_tf_trainers:alignment_demo",
+            "gar-tf-split-mixture-report = gar_tf_trainers:split_mixture_report",
         ]
     },
     # Upper bounds are the first release series not tested: tox -e lowest runs the suite on the

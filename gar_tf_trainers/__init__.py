@@ -21,3 +21,4 @@ def _command(name: str) -> Callable[[], None]:
 augment_search = _command("augment_search")
 split_mixture = _command("split_mixture")
 alignment_demo = _command("alignment_demo")
+split_mixture_report = _command("split_mixture_report")

@@ -1,27 +1,34 @@
 """Learned data-split mixture on real data: GAR vs a uniform mixture vs the clean-only oracle.
 
-The training set (Fashion-MNIST by default, or MNIST) is cut into K random splits of
-equal size; some are corrupted: ``labels`` replaces the labels of split 0 by random
-labels, ``noise`` replaces the images of split 0 by fresh white noise on every draw
-(labels kept), ``both`` does the first to split 0 and the second to split 1. For every
-seed, three runs of the same small CNN, the same number of steps (one pass over the
-training set by default), the same batches sizes and optimizer:
+The training set (Fashion-MNIST by default, or MNIST; all of it, or a random ``--train-size``
+subset) is cut into K random splits of equal size; some are corrupted: ``labels`` replaces
+the labels of split 0 by random labels, ``noise`` replaces the images of split 0 by fresh
+white noise on every draw (labels kept), ``both`` does the first to split 0 and the second
+to split 1, ``graded`` replaces the label of each example of split i by a uniformly random
+one with probability ``--noise-rates[i]``. For every seed, three runs of the same small CNN,
+the same number of steps (one pass over the training set by default), the same batches
+sizes and optimizer:
 
 * ``gar``: a ``gar_tf.SplitSampler`` trained by GAR rewards inside ``GARModel.fit``;
 * ``uniform``: every example from a uniformly drawn split (no learning);
-* ``oracle``: uniform over the clean splits only.
+* ``oracle``: uniform over the clean splits only (noise rate 0).
 
 Prints and writes (to ``--logdir``) the final split probabilities, test accuracies
 (mean ± std over seeds), ``results.json``, a PNG of the GAR probabilities over
 training per seed, and TensorBoard logs.
 
 Example: ``python -m gar_tf_trainers.split_mixture --corruption labels --seeds 0 1 2``
+
+Graded: ``python -m gar_tf_trainers.split_mixture --dataset mnist --train-size 24000 --passes 3
+--corruption graded --noise-rates 0 0.1 0.4 0.7``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +40,9 @@ CORRUPTIONS = {
     "noise": {0: "noise"},
     "both": {0: "labels", 1: "noise"},
     "none": {},
+    "graded": None,  # label noise at --noise-rates, one rate per split
 }
+RULES = ("evidence", "reinforce")  # as gar_tf.SplitSampler (not imported before parsing)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(CORRUPTIONS),
         default="labels",
         help="labels: split 0 gets random labels; noise: split 0's images are fresh white "
-        "noise on every draw; both: labels on split 0 and noise on split 1; none: all clean",
+        "noise on every draw; both: labels on split 0 and noise on split 1; none: all clean; "
+        "graded: split i's labels replaced at random with probability --noise-rates[i]",
+    )
+    p.add_argument(
+        "--noise-rates",
+        type=float,
+        nargs="+",
+        default=None,
+        help="--corruption graded: one label-noise rate in [0, 1] per split "
+        "(default: 0 0.1 0.4 0.7 with 4 splits)",
+    )
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="a random subset of this many training images (the same for every seed); default: all",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run set per seed")
     p.add_argument(
@@ -55,16 +79,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cli.add_training(p, epochs=None)
     p.add_argument(
+        "--rule",
+        choices=RULES,
+        default="evidence",
+        help="SplitSampler rule: evidence (shrunk per-split advantage / temperature) or "
+        "reinforce (REINFORCE + entropy, the reference)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="--rule evidence: temperature (default: the sampler's default)",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=None,
+        help="--rule evidence: standard errors counted as noise (default: the sampler's)",
+    )
+    p.add_argument(
+        "--horizon",
+        type=float,
+        default=None,
+        help="--rule evidence: steps the statistics remember (default: the sampler's)",
+    )
+    p.add_argument(
+        "--max-log-ratio",
+        type=float,
+        default=None,
+        help="--rule evidence: most a split's log-probability may fall below the best split's "
+        "(default: the sampler's; inf: no cap)",
+    )
+    p.add_argument(
         "--policy-lr",
         type=float,
         default=None,
-        help="SplitSampler Adam learning rate (default: the sampler's default)",
+        help="--rule reinforce: SplitSampler Adam learning rate (default: the sampler's)",
     )
     p.add_argument(
         "--entropy",
         type=float,
         default=None,
-        help="SplitSampler entropy bonus (default: the sampler's default)",
+        help="--rule reinforce: SplitSampler entropy bonus (default: the sampler's default)",
     )
     p.add_argument(
         "--min-probability",
@@ -111,14 +167,55 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def train_size(args: argparse.Namespace) -> int:
+    """Training images used: ``--train-size`` or all."""
+    return _cli.TRAIN_SIZE if args.train_size is None else args.train_size
+
+
 def steps(args: argparse.Namespace) -> int:
-    """Training steps of every run: ``--passes`` over the training set."""
-    return int(args.passes * _cli.TRAIN_SIZE // args.batch_size)
+    """Training steps of every run: ``--passes`` over the training images used."""
+    return int(args.passes * train_size(args) // args.batch_size)
+
+
+def noise_rates(args: argparse.Namespace) -> list[float]:
+    """The label-noise rate of every split (``labels``/``both``: 1 on split 0; ``noise``:
+    its images are noise, labels kept)."""
+    if args.corruption == "graded":
+        return list(args.noise_rates or [0.0, 0.1, 0.4, 0.7])
+    kinds = CORRUPTIONS[args.corruption]
+    return [1.0 if kinds.get(i) == "labels" else 0.0 for i in range(args.splits)]
+
+
+def corrupted_splits(args: argparse.Namespace) -> int:
+    """How many splits are not clean."""
+    if args.corruption == "graded":
+        return sum(r > 0 for r in noise_rates(args))
+    return len(CORRUPTIONS[args.corruption])
+
+
+def check_graded(args: argparse.Namespace) -> list[str]:
+    """``--noise-rates``: only with ``graded``, one rate in [0, 1] per split; ``--train-size``
+    in [--splits, all]."""
+    problems = []
+    if args.noise_rates is not None and args.corruption != "graded":
+        problems.append("--noise-rates needs --corruption graded")
+    if args.corruption == "graded":
+        rates = noise_rates(args)
+        if len(rates) != args.splits:
+            problems.append(
+                f"--noise-rates needs one rate per split (--splits {args.splits}), got "
+                f"{len(rates)}: pass --splits {len(rates)} or {args.splits} rates"
+            )
+        if not all(0.0 <= r <= 1.0 for r in rates):
+            problems.append(f"--noise-rates must be in [0, 1], got {rates}")
+    if args.train_size is not None and not 1 <= args.train_size <= _cli.TRAIN_SIZE:
+        problems.append(f"--train-size must be in 1..{_cli.TRAIN_SIZE}, got {args.train_size}")
+    return problems
 
 
 def check_splits(args: argparse.Namespace) -> list[str]:
     """Enough splits for the corruption and the runs, each split at least one example."""
-    corrupted = len(CORRUPTIONS[args.corruption])
+    corrupted = len(CORRUPTIONS[args.corruption] or {})
     if args.splits < max(2, corrupted):
         return [
             f"--splits must be >= {max(2, corrupted)} (a mixture needs 2 splits"
@@ -126,8 +223,9 @@ def check_splits(args: argparse.Namespace) -> list[str]:
             + f"), got {args.splits}"
         ]
     problems = []
-    if args.splits > _cli.TRAIN_SIZE:
-        problems.append(f"--splits must be <= {_cli.TRAIN_SIZE}, got {args.splits}")
+    if args.splits > train_size(args):
+        problems.append(f"--splits must be <= {train_size(args)}, got {args.splits}")
+    corrupted = corrupted_splits(args)
     if "oracle" in args.runs and args.splits == corrupted:
         problems.append(
             f"--runs oracle needs a clean split, but --corruption {args.corruption} corrupts "
@@ -140,20 +238,34 @@ def check_length(args: argparse.Namespace) -> list[str]:
     """``--passes`` gives at least one step."""
     if steps(args) >= 1:
         return []
-    fewest = args.batch_size / _cli.TRAIN_SIZE
+    fewest = args.batch_size / train_size(args)
     return [
         f"--passes {args.passes} gives 0 steps of --batch-size {args.batch_size} over "
-        f"{_cli.TRAIN_SIZE} images: pass --passes >= {_cli.round_up(fewest)}"
+        f"{train_size(args)} images: pass --passes >= {_cli.round_up(fewest)}"
     ]
 
 
 def check_sampler(args: argparse.Namespace) -> list[str]:
     """The SplitSampler flags the sampler itself would refuse, and ``--clean-size``."""
     problems = []
-    if args.policy_lr is not None:
-        problems += _cli.positive(args, "policy_lr")
-    if args.entropy is not None:
-        problems += _cli.at_least(args, 0, "entropy")
+    own = {
+        "evidence": ("temperature", "confidence", "horizon", "max_log_ratio"),
+        "reinforce": ("policy_lr", "entropy"),
+    }
+    for rule, flags in own.items():
+        given = [f"--{f.replace('_', '-')}" for f in flags if getattr(args, f) is not None]
+        if rule != args.rule and given:
+            problems.append(f"{', '.join(given)} need(s) --rule {rule}, not --rule {args.rule}")
+    for flag, check in (
+        ("policy_lr", _cli.positive),
+        ("temperature", _cli.positive),
+        ("entropy", lambda a, f: _cli.at_least(a, 0, f)),
+        ("confidence", lambda a, f: _cli.at_least(a, 0, f)),
+        ("horizon", lambda a, f: _cli.at_least(a, 1, f)),
+        ("max_log_ratio", _cli.positive),
+    ):
+        if getattr(args, flag) is not None:
+            problems += check(args, flag)
     if args.min_probability is not None and not 0 <= args.min_probability < 1 / args.splits:
         problems.append(
             f"--min-probability must be in [0, 1/{args.splits}) for --splits {args.splits}, "
@@ -172,6 +284,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         build_parser(),
         argv,
         _cli.check_training,
+        check_graded,
         check_splits,
         check_length,
         check_sampler,
@@ -179,25 +292,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
 
 
-def make_splits(images, labels, k, corruption, seed):
-    """K equal random splits of (images, labels) as tf.data, with the chosen corruption."""
+def split_kinds(corruption: str, rates: list[float]) -> list[str]:
+    """Each split's corruption: ``clean``, ``labels``, ``noise`` or ``labels<rate>``."""
+    if corruption == "graded":
+        return [f"labels{r:g}" if r > 0 else "clean" for r in rates]
+    kinds = CORRUPTIONS[corruption]
+    return [kinds.get(i, "clean") for i in range(len(rates))]
+
+
+def make_splits(images, labels, k, corruption, seed, rates=None):
+    """K equal random splits of (images, labels) as tf.data, with the chosen corruption;
+    ``rates``: each split's label-noise rate (``graded``)."""
     import numpy as np
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
     parts = np.array_split(rng.permutation(len(labels)), k)
-    kinds = CORRUPTIONS[corruption]
+    rates = rates if corruption == "graded" else [0.0] * k
     splits = {}
-    for i, idx in enumerate(parts):
+    for i, (idx, kind) in enumerate(zip(parts, split_kinds(corruption, rates))):
         x = images[idx].astype(np.float32) / 255.0
         y = labels[idx].astype(np.int32)
-        kind = kinds.get(i)
         if kind == "labels":
             y = rng.integers(0, 10, len(y)).astype(np.int32)
+        elif rates[i] > 0:
+            replace = rng.random(len(y)) < rates[i]
+            y = np.where(replace, rng.integers(0, 10, len(y)), y).astype(np.int32)
         ds = tf.data.Dataset.from_tensor_slices((x, y))
         if kind == "noise":
             ds = ds.map(lambda a, b: (tf.random.uniform(tf.shape(a)), b))
-        splits[f"{i}:{kind or 'clean'}"] = ds
+        splits[f"{i}:{kind}"] = ds
     return splits
 
 
@@ -208,6 +332,11 @@ def sampler_options(args: argparse.Namespace) -> dict:
     return {
         key: value
         for key, value in (
+            ("rule", args.rule),
+            ("temperature", args.temperature),
+            ("confidence", args.confidence),
+            ("horizon", args.horizon),
+            ("max_log_ratio", args.max_log_ratio),
             ("policy_optimizer", args.policy_lr and keras.optimizers.Adam(args.policy_lr)),
             ("entropy", args.entropy),
             ("min_probability", args.min_probability),
@@ -228,7 +357,8 @@ def one_split(split, batch_size: int, seed: int):
 
 
 def train(run, splits, args, seed, steps, test, logdir):
-    """Trains one mixture; returns (test accuracy, final probabilities, logger or None)."""
+    """Trains one mixture; returns (test accuracy, final probabilities, logger or None,
+    the evidence rule's per-split advantages or None)."""
     import keras
 
     import gar_tf
@@ -270,7 +400,8 @@ def train(run, splits, args, seed, steps, test, logdir):
         logger.record()  # the final state
     accuracy = model.evaluate(*test, batch_size=1000, verbose=0)[1]
     probabilities = sampler.probabilities() if sampler else dict.fromkeys(splits, 1.0)
-    return float(accuracy), probabilities, logger
+    advantages = sampler.advantages() if logger and sampler.rule == "evidence" else None
+    return float(accuracy), probabilities, logger, advantages
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -286,15 +417,26 @@ def run_all(args: argparse.Namespace) -> dict:
     from gar_tf_trainers import _build
 
     images, labels = _build.load(args, "train")
+    if args.train_size is not None:
+        keep = np.random.default_rng(12345).permutation(len(labels))[: args.train_size]
+        images, labels = images[keep], labels[keep]
     test_images, test_labels = _build.load(args, "test")
     test = (test_images.astype(np.float32) / 255.0, test_labels.astype(np.int32))
     root = Path(args.logdir)
-    results = {"args": vars(args), "steps": steps(args), "runs": []}
+    results = {
+        "command": "python " + " ".join(sys.argv),
+        "args": vars(args),
+        "machine": machine(),
+        "steps": steps(args),
+        "steps_per_pass": train_size(args) // args.batch_size,
+        "noise_rates": noise_rates(args),
+        "runs": [],
+    }
     for seed in args.seeds:
-        splits = make_splits(images, labels, args.splits, args.corruption, seed)
+        splits = make_splits(images, labels, args.splits, args.corruption, seed, noise_rates(args))
         for run in args.runs:
             start = time.perf_counter()
-            acc, probs, logger = train(
+            acc, probs, logger, advantages = train(
                 run, splits, args, seed, results["steps"], test, root / f"seed{seed}" / run
             )
             entry = {
@@ -305,6 +447,10 @@ def run_all(args: argparse.Namespace) -> dict:
             }
             if logger is not None:
                 entry["final_probabilities"] = {n: round(p, 4) for n, p in probs.items()}
+                if advantages:
+                    entry["final_advantages"] = {
+                        n: {k: round(v, 4) for k, v in a.items()} for n, a in advantages.items()
+                    }
                 entry["probability_trace"] = [
                     {"step": h["step"], **{n: round(p, 4) for n, p in h["probabilities"].items()}}
                     for h in logger.history
@@ -328,6 +474,30 @@ def run_all(args: argparse.Namespace) -> dict:
     (root / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps({"test_accuracy": summary}, indent=1))
     return results
+
+
+def machine() -> dict:
+    """Where the run happened: CPU, cores, memory, versions."""
+    import os
+
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next(ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln)
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
 
 
 if __name__ == "__main__":

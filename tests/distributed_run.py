@@ -3,12 +3,15 @@
 Started as a subprocess by tests/test_distribute.py, because the logical CPU devices
 and the multi-worker cluster must be set before TensorFlow starts:
 
-    python tests/distributed_run.py one|mirrored|multiworker [steps] [split|augment] [DIR]
+    python tests/distributed_run.py MODE [STEPS] [POLICY] [DIR]
+
+MODE: one|mirrored|multiworker; POLICY: split (default)|split-evidence|augment.
 
 ``one``: no strategy, global batch 128. ``mirrored``: MirroredStrategy on 2 logical
 CPUs, 2 x 64. ``multiworker``: MultiWorkerMirroredStrategy, this process is one
 worker of the cluster in ``TF_CONFIG`` (``model.fit`` as in the other modes). ``split``
-trains a SplitSampler (actions from the pipeline), ``augment`` an AugmentationPolicy
+trains a SplitSampler (actions from the pipeline; ``split-evidence``: its evidence rule, with
+``confidence=0`` so that its logits move within a few steps), ``augment`` an AugmentationPolicy
 (actions drawn in the step, one stream per replica). With ``DIR``, ``fit`` runs 2 epochs
 with ``BackupAndRestore`` and ``ModelCheckpoint`` on every worker (own paths,
 ``gar_tf.worker_path``) and ``TensorBoard`` on the chief. The same data and initial
@@ -17,6 +20,7 @@ weights in every mode.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -67,7 +71,7 @@ def _sharded(data: tf.data.Dataset) -> tf.data.Dataset:
     return data.batch(BATCH, drop_remainder=True).with_options(options)
 
 
-def split_case(rng: np.random.Generator):
+def split_case(rng: np.random.Generator, rule: str = "reinforce"):
     """(data, backbone, policy, GARModel options): a SplitSampler over 3 splits."""
     n = BATCH * STEPS
     x = rng.normal(size=(n, 8)).astype(np.float32)
@@ -78,7 +82,8 @@ def split_case(rng: np.random.Generator):
         [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)]
     )
     splits = [tf.data.Dataset.from_tensor_slices((x[:10], y[:10])) for _ in range(3)]
-    sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix")
+    options = {"confidence": 0.0} if rule == "evidence" else {}
+    sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix", rule=rule, **options)
     return _sharded(data), backbone, sampler, {}
 
 
@@ -116,7 +121,11 @@ def callbacks(directory: str) -> list[keras.callbacks.Callback]:
 
 def main() -> dict:
     rng = np.random.default_rng(0)
-    case = {"split": split_case, "augment": augment_case}[POLICY]
+    case = {
+        "split": split_case,
+        "split-evidence": functools.partial(split_case, rule="evidence"),
+        "augment": augment_case,
+    }[POLICY]
     with STRATEGY.scope():
         keras.utils.set_random_seed(0)
         data, backbone, policy, options = case(rng)
@@ -136,6 +145,7 @@ def main() -> dict:
         "policy_steps": int(policy.policy_optimizer.iterations.numpy()),
         "model": [w.numpy().tolist() for w in backbone.weights],
         "kernel": backbone.weights[0].numpy().tolist(),
+        "statistics": [v.numpy().tolist() for v in getattr(policy, "statistics", [])],
         "history": history.history,
         "recorded": RECORDED,
     }

@@ -68,6 +68,18 @@ def test_two_mirrored_replicas_match_one_replica(one_replica):
     np.testing.assert_allclose(two["kernel"], one_replica["kernel"], rtol=1e-5, atol=1e-7)
 
 
+def test_evidence_rule_statistics_are_global():
+    """The evidence rule's per-split sums are summed over replicas: 2 x 64 == 1 x 128."""
+    one = _result(_start("one", None, "split-evidence"))
+    two = _result(_start("mirrored", None, "split-evidence"))
+    assert two["replicas"] == 2 and one["policy_steps"] == two["policy_steps"] == 0
+    assert one["statistics"][0] and sum(one["statistics"][0]) > 128  # two steps counted
+    for a, b in zip(one["statistics"], two["statistics"]):  # sums of 128 standardised rewards
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(two["logits"], one["logits"], rtol=1e-4, atol=1e-4)
+    assert np.any(np.abs(one["logits"]) > 1e-3), "the evidence rule did not move at all"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -420,7 +420,7 @@ def test_split_that_raises_mid_run_stops_fit_at_a_consistent_step():
         "good": tf.data.Dataset.from_tensor_slices((x, y)),
         "flaky": tf.data.Dataset.from_generator(flaky, output_signature=spec),
     }
-    sampler = gar_tf.SplitSampler(splits, batch_size=B, seed=0, shuffle_buffer=4)
+    sampler = gar_tf.SplitSampler(splits, batch_size=B, seed=0, shuffle_buffer=4, rule="reinforce")
     keras.utils.set_random_seed(0)
     backbone = keras.Sequential([keras.Input((4,)), L.Dense(2)])
     model = gar_tf.GARModel(backbone, [sampler])

@@ -67,6 +67,7 @@ def test_reinforce_step_matches_the_analytic_gradient():
         _constant_splits(),
         batch_size=8,
         min_probability=f,
+        rule="reinforce",
         entropy=0.0,
         policy_optimizer=keras.optimizers.SGD(1.0),
     )
@@ -88,13 +89,111 @@ def test_reinforce_step_matches_the_analytic_gradient():
     assert np.isnan(sampler.take_mean_rewards()["split_0"])  # reset after reading
 
 
-def test_non_finite_rewards_skip_the_update_with_a_warning(capfd):
-    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=4)
+def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio=np.inf):
+    """The evidence rule worked out directly: for each split, the discounted ratio mean of
+    the standardised rewards and its batch-clustered variance (docs/method.md §10)."""
+    g = 1.0 - 1.0 / horizon
+    total = len(steps)
+    s_steps, n_steps = [], []
+    for rewards, ids in steps:
+        w = (rewards - rewards.mean()) / (rewards.std(ddof=1) + 1e-8)
+        s_steps.append(np.array([w[ids == j].sum() for j in range(k)]))
+        n_steps.append(np.array([(ids == j).sum() for j in range(k)], float))
+    omega = g ** (total - 1 - np.arange(total))[:, None]  # the weight of each step
+    s, n = np.array(s_steps), np.array(n_steps)
+    a = (omega * s).sum(0) / (omega * n).sum(0)
+    se = np.sqrt((omega**2 * (s - a * n) ** 2).sum(0)) / (omega * n).sum(0)
+    best_lower_bound = np.max(a - confidence * se)
+    shrunk = np.minimum(a + confidence * se - best_lower_bound, 0.0)
+    return a, se, shrunk / max(temperature, -shrunk.min() / max_log_ratio)
+
+
+@pytest.mark.parametrize("max_log_ratio", [np.inf, 1.5])
+def test_evidence_rule_matches_numpy(max_log_ratio):
+    k, rng = 4, np.random.default_rng(1)
+    options = dict(temperature=0.2, confidence=1.0, horizon=4, max_log_ratio=max_log_ratio)
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=32, **options)
+    steps = []
+    for _ in range(6):
+        ids = rng.integers(0, k, 32)
+        rewards = rng.normal(size=32) - 0.4 * ids  # split 3 worst
+        steps.append((rewards.astype(np.float32), ids))
+        sampler.update(tf.constant(steps[-1][0]), tf.constant(ids))
+    a, se, logits = _evidence_in_numpy(steps, k, 0.2, 1.0, 4, max_log_ratio)
+    np.testing.assert_allclose(sampler.logits.numpy(), logits, rtol=1e-4, atol=1e-5)
+    assert logits.max() - logits.min() <= max_log_ratio + 1e-6
+    if max_log_ratio < np.inf:  # the cap binds here: the worst split at exactly -L
+        assert logits.min() == pytest.approx(-max_log_ratio, rel=1e-6)
+    got = sampler.advantages()
+    np.testing.assert_allclose([got[f"split_{j}"]["a"] for j in range(k)], a, rtol=1e-4)
+    np.testing.assert_allclose([got[f"split_{j}"]["se"] for j in range(k)], se, rtol=1e-4)
+    p = np.array(list(sampler.probabilities().values()))
+    assert np.all(np.diff(p) <= 0) and p[3] < p[0], p  # ordered by how bad
+    assert sampler.policy_optimizer.iterations.numpy() == 0  # no optimizer in this rule
+
+
+def test_evidence_rule_keeps_indistinguishable_splits_level():
+    rng = np.random.default_rng(2)
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=64)
+    for _ in range(30):
+        ids = rng.integers(0, 4, 64)
+        sampler.update(tf.constant(rng.normal(size=64).astype(np.float32)), tf.constant(ids))
+    p = np.array(list(sampler.probabilities().values()))
+    assert np.ptp(p) < 0.02, p  # pure noise: (almost) nothing moves
+    unseen = gar_tf.SplitSampler(_constant_splits(), batch_size=8)
+    unseen.update(tf.constant([1.0, -1.0, 0.5, 2.0]), tf.constant([0, 0, 1, 1]))
+    assert np.isinf(unseen.advantages()["split_3"]["se"])
+    assert unseen.advantages()["split_3"]["shrunk"] == 0.0  # never drawn: no evidence
+
+
+def test_rules_take_only_their_own_options():
+    splits = _constant_splits()
+    with pytest.raises(ValueError, match="rule must be one of"):
+        gar_tf.SplitSampler(splits, batch_size=4, rule="doge")
+    with pytest.raises(ValueError, match="entropy belong\\(s\\) to rule='reinforce'"):
+        gar_tf.SplitSampler(splits, batch_size=4, entropy=0.1)
+    with pytest.raises(ValueError, match="temperature belong\\(s\\) to rule='evidence'"):
+        gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", temperature=0.1)
+    for bad in (
+        {"temperature": 0.0},
+        {"confidence": -1},
+        {"horizon": 0.5},
+        {"temperature": True},
+        {"max_log_ratio": 0},
+        {"temperature": float("inf")},
+    ):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a number"):
+            gar_tf.SplitSampler(splits, batch_size=4, **bad)
+    with pytest.raises(ValueError, match="entropy must be a number >= 0"):
+        gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", entropy=float("nan"))
+    with pytest.raises(ValueError, match="advantages\\(\\) is kept by rule='evidence'"):
+        gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce").advantages()
+
+
+def test_get_config_says_what_the_sampler_does():
+    splits = _constant_splits()
+    config = gar_tf.SplitSampler(splits, batch_size=4, temperature=0.1, seed=3).get_config()
+    assert config["rule"] == "evidence" and config["temperature"] == 0.1
+    assert (config["confidence"], config["horizon"], config["seed"]) == (2.0, 100.0, 3)
+    assert config["max_log_ratio"] == 3.0
+    assert "entropy" not in config and "policy_optimizer" not in config
+    reference = gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", entropy=0.2)
+    config = reference.get_config()
+    assert (config["rule"], config["entropy"]) == ("reinforce", 0.2)
+    assert config["policy_optimizer"]["class_name"] == "Adam" and "temperature" not in config
+    assert config["names"] == [f"split_{i}" for i in range(4)]
+
+
+@pytest.mark.parametrize("rule", ["evidence", "reinforce"])
+def test_non_finite_rewards_skip_the_update_with_a_warning(capfd, rule):
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=4, rule=rule)
     sampler.update(tf.constant([np.nan, 1.0, np.inf, 0.0]), tf.constant([0, 1, 2, 3]))
     assert "non-finite rewards" in capfd.readouterr().err
     np.testing.assert_array_equal(sampler.logits.numpy(), np.zeros(4))
     assert int(sampler.skipped_updates.numpy()) == 1
     assert all(np.isnan(v) for v in sampler.take_mean_rewards().values())
+    if rule == "evidence":
+        assert all(not v.numpy().any() for v in sampler.statistics)
 
 
 class TestBadInput:
@@ -168,6 +267,7 @@ def test_fit_moves_probability_away_from_label_noise_and_logs(tmp_path):
         {"clean_a": split(False), "clean_b": split(False), "noisy": split(True)},
         batch_size=64,
         seed=0,
+        rule="evidence",
     )
     logger = gar_tf.callbacks.SplitSamplerLogger(sampler, every=20, log_dir=str(tmp_path))
     backbone = keras.Sequential(

@@ -21,7 +21,10 @@ def _data(drop_remainder=True):
     return data.batch(BATCH, drop_remainder=drop_remainder), (x, y)
 
 
-def _fit(jit_compile, policies=None, drop_remainder=True):
+RULES = {"reinforce": {}, "evidence": {"confidence": 0.0}}  # 0: logits move at once
+
+
+def _fit(jit_compile, policies=None, drop_remainder=True, rule="reinforce"):
     data, (x, y) = _data(drop_remainder)
     keras.utils.set_random_seed(0)
     backbone = keras.Sequential(
@@ -34,7 +37,11 @@ def _fit(jit_compile, policies=None, drop_remainder=True):
     )
     if policies is None:
         splits = [tf.data.Dataset.from_tensor_slices((x[:8], y[:8]))] * 2
-        policies = [gar_tf.SplitSampler(splits, batch_size=BATCH, seed=0, name="mix")]
+        policies = [
+            gar_tf.SplitSampler(
+                splits, batch_size=BATCH, seed=0, name="mix", rule=rule, **RULES[rule]
+            )
+        ]
     model = gar_tf.GARModel(backbone, policies=policies, reward="next-minus-current")
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
@@ -45,12 +52,17 @@ def _fit(jit_compile, policies=None, drop_remainder=True):
     return model, history
 
 
-def test_xla_matches_the_uncompiled_step():
-    compiled, h_xla = _fit(jit_compile=True)
-    plain, h_plain = _fit(jit_compile=False)
+@pytest.mark.parametrize("rule", list(RULES))
+def test_xla_matches_the_uncompiled_step(rule):
+    compiled, h_xla = _fit(jit_compile=True, rule=rule)
+    plain, h_plain = _fit(jit_compile=False, rule=rule)
     assert compiled.jit_compile and not plain.jit_compile
     sampler_xla, sampler_plain = compiled.policies[0], plain.policies[0]
-    assert int(sampler_xla.policy_optimizer.iterations) == 2 * STEPS - 1
+    if rule == "reinforce":
+        assert int(sampler_xla.policy_optimizer.iterations) == 2 * STEPS - 1
+    else:
+        for a, b in zip(sampler_xla.statistics, sampler_plain.statistics):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sampler_xla.logits.numpy(), sampler_plain.logits.numpy(), atol=1e-6)
     assert np.abs(sampler_plain.logits.numpy()).max() > 1e-3
     for a, b in zip(compiled.backbone.weights, plain.backbone.weights):

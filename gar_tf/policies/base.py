@@ -81,9 +81,21 @@ class Policy(keras.layers.Layer, abc.ABC):
             name="skipped_updates",
         )
 
-    def add_policy_weight(self, name: str, shape, initializer="zeros") -> keras.Variable:
-        """Adds a parameter that :meth:`update` trains (non-trainable for the model)."""
-        weight = self.add_weight(name=name, shape=shape, initializer=initializer, trainable=False)
+    def add_policy_weight(
+        self, name: str, shape, initializer="zeros", aggregation: str = "none"
+    ) -> keras.Variable:
+        """Adds a parameter that :meth:`update` trains (non-trainable for the model).
+
+        ``aggregation="only_first_replica"`` for a parameter that :meth:`update` assigns
+        itself (the same value on every replica) instead of through ``policy_optimizer``.
+        """
+        weight = self.add_weight(
+            name=name,
+            shape=shape,
+            initializer=initializer,
+            trainable=False,
+            aggregation=aggregation,
+        )
         self._policy_weights.append(weight)
         return weight
 
@@ -129,6 +141,25 @@ class Policy(keras.layers.Layer, abc.ABC):
         ``active=False`` (a boolean tensor, the same on every replica) skips the step;
         non-finite rewards anywhere skip it too and count in ``skipped_updates``.
         """
+        weights, count, apply = self.standardised(rewards, active)
+        values = [w.value for w in self._policy_weights]
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            loss = reinforce_loss(weights, self.log_prob(actions), tf.maximum(count, 1.0))
+            loss -= self.entropy_weight * self.entropy() / num_replicas()
+        grads = tape.gradient(loss, values, unconnected_gradients="zero")
+        grads = [
+            tf.clip_by_value(g, -self.clip_value, self.clip_value) for g in all_reduce_sum(grads)
+        ]
+        apply_if(apply, self.policy_optimizer, grads, self._policy_weights)
+
+    def standardised(
+        self, rewards: tf.Tensor, active=True
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """``(w, N, apply)``: the rewards standardised per group over all replicas
+        (docs/method.md §5, §8; non-finite ones as 0), their global count N, and whether
+        to apply a step: ``active``, N > 0 and every reward finite on every replica.
+        A step skipped for non-finite rewards warns and counts in ``skipped_updates``."""
         rewards = tf.cast(rewards, tf.float32)
         finite_local = tf.math.is_finite(rewards)
         bad, count = all_reduce_sum(
@@ -142,16 +173,6 @@ class Policy(keras.layers.Layer, abc.ABC):
         weights = standardise(
             tf.where(finite_local, rewards, 0.0), self.groups, all_reduce=all_reduce_sum
         )
-        values = [w.value for w in self._policy_weights]
-        with tf.GradientTape() as tape:
-            tape.watch(values)
-            loss = reinforce_loss(weights, self.log_prob(actions), tf.maximum(count, 1.0))
-            loss -= self.entropy_weight * self.entropy() / num_replicas()
-        grads = tape.gradient(loss, values, unconnected_gradients="zero")
-        grads = [
-            tf.clip_by_value(g, -self.clip_value, self.clip_value) for g in all_reduce_sum(grads)
-        ]
-        apply_if(tf.logical_and(active, finite), self.policy_optimizer, grads, self._policy_weights)
         skipped = tf.logical_and(active, ~finite)
 
         def warn():
@@ -163,3 +184,4 @@ class Policy(keras.layers.Layer, abc.ABC):
         if self.warn_on_skip:
             tf.cond(skipped, warn, lambda: None)
         self.skipped_updates.assign_add(tf.cast(skipped, tf.int64))
+        return weights, count, tf.logical_and(active, finite)

@@ -8,7 +8,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gar_tf.policies import evidence
 from gar_tf.policies.base import Policy
+from gar_tf.replicas import all_reduce_sum
+
+RULES = ("evidence", "reinforce")
+#: Defaults of each rule's options; an option of the other rule is refused.
+RULE_OPTIONS = {
+    "evidence": {"temperature": 0.1, "confidence": 2.0, "horizon": 100.0, "max_log_ratio": 3.0},
+    "reinforce": {"entropy": 0.3, "policy_optimizer": None},
+}
 
 
 class SplitSampler(Policy):
@@ -17,10 +26,18 @@ class SplitSampler(Policy):
     ``p = (1 - K f) softmax(z) + f`` over the K splits, with logits ``z`` (zero
     init: uniform) and probability floor ``f = min_probability``, so no split is
     ever dropped for good (a split that is never drawn gets no REINFORCE gradient:
-    docs/method.md §9).
-    The update is REINFORCE as in the reference code (docs/method.md §5): standardised
-    rewards ``w``, loss ``-mean(w_i log p(s_i)) - entropy * H(p)``, gradient
-    clipped by value, Adam.
+    docs/method.md §9). Two rules learn ``z`` from the standardised rewards ``w``:
+
+    * ``rule="evidence"`` (default, docs/method.md §10): per split, the discounted mean
+      advantage ``a_k`` of its examples and its standard error ``se_k`` (clustered by
+      step); ``z_k = min(a_k + c se_k - max_j (a_j - c se_j), 0) / temperature`` with
+      ``c = confidence``. Splits the rewards cannot tell from the best stay level with it;
+      a split whose mean is ``T`` below the best beyond the noise gets ``1/e`` of its
+      probability, down to ``exp(-max_log_ratio)`` of it for the worst split (beyond that,
+      all gaps are scaled down together). The knob is ``temperature``.
+    * ``rule="reinforce"``, the reference (docs/method.md §5): loss
+      ``-mean(w_i log p(s_i)) - entropy * H(p)``, gradient clipped by value, Adam. One
+      ``entropy`` both keeps equal splits level and sets how far worse ones fall.
 
     :meth:`dataset` is an infinite, batched ``tf.data.Dataset`` of
     ``(x, y, sample_weight, {name: split_ids})`` that reads the current logits
@@ -35,9 +52,20 @@ class SplitSampler(Policy):
         batch_size: examples per batch.
         names: split names for a list (default ``split_0``, ...).
         seed: seed for shuffling and for the split draws.
-        policy_optimizer: optimizer for the logits (default ``Adam(0.01)``).
-        entropy: weight of the entropy bonus ``H(p)``; it pulls towards uniform and
-            keeps equally good splits balanced (0.3: see docs/split_mixture.md).
+        rule: ``"evidence"`` or ``"reinforce"`` (above). Each rule takes only its own
+            options; passing the other's raises.
+        temperature: evidence rule, ``T > 0`` in standard deviations of the
+            standardised reward (default 0.1: docs/split_mixture.md).
+        confidence: evidence rule, ``c >= 0``: standard errors of a split's mean
+            advantage that count as noise (default 2, about 95%).
+        horizon: evidence rule, steps ``H >= 1`` the statistics remember: each step
+            discounts them by ``1 - 1/H`` (default 100).
+        max_log_ratio: evidence rule, ``L > 0``: no split's log-probability goes more than
+            L below the best split's (T is raised instead; default 3, i.e. >= 5% of the
+            best split's probability; ``inf``: no cap).
+        policy_optimizer: reinforce rule, optimizer for the logits (default ``Adam(0.01)``).
+        entropy: reinforce rule, weight of the entropy bonus ``H(p)``; it pulls towards
+            uniform and keeps equally good splits balanced (default 0.3).
         min_probability: the floor ``f``, in ``[0, 1/K)``.
         shuffle_buffer: shuffle buffer per finite split.
         name: the policy name, also the key of its actions in each batch.
@@ -49,13 +77,27 @@ class SplitSampler(Policy):
         batch_size: int,
         names: Sequence[str] | None = None,
         seed: int | None = None,
+        rule: str = "evidence",
+        temperature: float | None = None,
+        confidence: float | None = None,
+        horizon: float | None = None,
+        max_log_ratio: float | None = None,
         policy_optimizer: keras.optimizers.Optimizer | None = None,
-        entropy: float = 0.3,
+        entropy: float | None = None,
         min_probability: float = 0.0,
         shuffle_buffer: int = 10_000,
         name: str = "split_sampler",
         **kwargs,
     ) -> None:
+        options = rule_options(
+            rule,
+            temperature=temperature,
+            confidence=confidence,
+            horizon=horizon,
+            max_log_ratio=max_log_ratio,
+            policy_optimizer=policy_optimizer,
+            entropy=entropy,
+        )
         splits, names = _named_splits(splits, names)
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -65,8 +107,8 @@ class SplitSampler(Policy):
             )
         _check_splits(splits, names)
         super().__init__(
-            policy_optimizer=policy_optimizer,
-            entropy_weight=entropy,
+            policy_optimizer=options.get("policy_optimizer"),
+            entropy_weight=options.get("entropy", 0.0),
             acts_in="pipeline",
             name=name,
             **kwargs,
@@ -78,8 +120,25 @@ class SplitSampler(Policy):
         self._draw_seed = int(np.random.default_rng(seed).integers(2**31))
         self.min_probability = float(min_probability)
         self.shuffle_buffer = int(shuffle_buffer)
+        self.rule = rule
+        self.temperature = options.get("temperature")
+        self.confidence = options.get("confidence")
+        self.horizon = options.get("horizon")
+        self.max_log_ratio = options.get("max_log_ratio")
         k = len(splits)
-        self.logits = self.add_policy_weight("logits", (k,))
+        assigned = "only_first_replica" if rule == "evidence" else "none"
+        self.logits = self.add_policy_weight("logits", (k,), aggregation=assigned)
+        #: Evidence rule: the discounted per-split statistics (evidence.STATISTICS).
+        self.statistics = [
+            self.add_weight(
+                shape=(k,),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+                name=label,
+            )
+            for label in (evidence.STATISTICS if rule == "evidence" else ())
+        ]
         self.reward_sum, self.reward_count = (
             self.add_weight(
                 shape=(k,), initializer="zeros", trainable=False, aggregation="sum", name=label
@@ -116,8 +175,17 @@ class SplitSampler(Policy):
         return -tf.reduce_sum(tf.exp(log_p) * log_p)
 
     def update(self, rewards: tf.Tensor, actions: tf.Tensor, active=True) -> None:
-        """REINFORCE step (see :class:`Policy`) and per-split reward bookkeeping."""
-        super().update(rewards, actions, active)
+        """One step of the rule, and per-split bookkeeping of the raw rewards.
+
+        Evidence rule: the standardised rewards' per-split sums and counts, summed over
+        replicas, enter the discounted statistics; the logits become
+        :func:`evidence.evidence_logits` of them (docs/method.md §10). Reinforce rule:
+        :meth:`Policy.update`. Skips as in :meth:`Policy.update`.
+        """
+        if self.rule == "reinforce":
+            super().update(rewards, actions, active)
+        else:
+            self._evidence_update(rewards, actions, active)
         finite = tf.logical_and(tf.reduce_all(tf.math.is_finite(rewards)), active)
         ids = tf.cast(actions, tf.int32)
         k = len(self.splits)
@@ -125,6 +193,51 @@ class SplitSampler(Policy):
         counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, k)
         self.reward_sum.assign_add(tf.where(finite, sums, 0.0))
         self.reward_count.assign_add(tf.where(finite, counts, 0.0))
+
+    def _evidence_update(self, rewards, actions, active) -> None:
+        weights, _, apply = self.standardised(rewards, active)
+        k = len(self.splits)
+        sums, counts = all_reduce_sum(list(evidence.step_sums(weights, actions, k)))
+        old = [v.value for v in self.statistics]
+        new = evidence.accumulate(old, sums, counts, 1.0 - 1.0 / self.horizon)
+        new = [tf.where(apply, n, o) for n, o in zip(new, old)]
+        for variable, value in zip(self.statistics, new):
+            variable.assign(value)
+        self.logits.assign(
+            evidence.evidence_logits(new, self.temperature, self.confidence, self.max_log_ratio)
+        )
+
+    def advantages(self) -> dict[str, dict[str, float]]:
+        """Evidence rule: per split, the mean standardised advantage ``a``, its standard
+        error ``se`` and the shrunk deviation the logits are made of (docs/method.md §10)."""
+        if self.rule != "evidence":
+            raise ValueError(f"advantages() is kept by rule='evidence', not {self.rule!r}.")
+        stats = [v.value for v in self.statistics]
+        a, se = evidence.advantage(stats)
+        shrunk = evidence.shrunk_advantage(a, se, self.confidence)
+        return {
+            name: {"a": float(x), "se": float(e), "shrunk": float(d)}
+            for name, x, e, d in zip(self.split_names, a.numpy(), se.numpy(), shrunk.numpy())
+        }
+
+    def get_config(self) -> dict:
+        """The sampler's options (not its splits: a sampler is rebuilt with its datasets)."""
+        rule = {key: getattr(self, key) for key in RULE_OPTIONS["evidence"]}
+        if self.rule == "reinforce":
+            rule = {
+                "entropy": self.entropy_weight,
+                "policy_optimizer": keras.optimizers.serialize(self.policy_optimizer),
+            }
+        return {
+            **super().get_config(),
+            "batch_size": self.batch_size,
+            "names": list(self.split_names),
+            "seed": self.seed,
+            "rule": self.rule,
+            **rule,
+            "min_probability": self.min_probability,
+            "shuffle_buffer": self.shuffle_buffer,
+        }
 
     def take_mean_rewards(self) -> dict[str, float]:
         """Mean raw reward per split since the last call (NaN if not drawn), then reset."""
@@ -179,6 +292,42 @@ class SplitSampler(Policy):
         choices = tf.data.Dataset.counter().map(draw).unbatch()
         mixture = tf.data.Dataset.choose_from_datasets(tagged, choices)
         return mixture.batch(size, drop_remainder=True)
+
+
+def rule_options(rule: str, **given) -> dict:
+    """The options of ``rule`` with their defaults filled in; raises for an unknown rule,
+    an option of the other rule, or a value out of range."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}.")
+    foreign = [key for key, value in given.items() if value is not None]
+    foreign = [key for key in foreign if key not in RULE_OPTIONS[rule]]
+    if foreign:
+        other = next(r for r in RULES if r != rule)
+        raise ValueError(
+            f"{', '.join(foreign)} belong(s) to rule={other!r}, not rule={rule!r}: pass "
+            f"rule={other!r} or leave them out (rule={rule!r} takes "
+            f"{', '.join(RULE_OPTIONS[rule])})."
+        )
+    options = {
+        key: default if given.get(key) is None else given[key]
+        for key, default in RULE_OPTIONS[rule].items()
+    }
+    checks = {
+        "temperature": (lambda v: v > 0, "> 0"),
+        "confidence": (lambda v: v >= 0, ">= 0"),
+        "horizon": (lambda v: v >= 1, ">= 1"),
+        "max_log_ratio": (lambda v: v > 0, "> 0 (inf: no cap)"),
+        "entropy": (lambda v: v >= 0, ">= 0"),
+    }
+    for key, value in options.items():
+        if key in checks:
+            ok, bound = checks[key]
+            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            finite = np.isfinite(value) or (key == "max_log_ratio" and value == np.inf)
+            if not number or not finite or not ok(value):
+                raise ValueError(f"{key} must be a number {bound}, got {value!r}.")
+            options[key] = float(value)
+    return options
 
 
 def _offset(seed: int | None, i: int) -> int | None:

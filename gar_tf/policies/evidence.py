@@ -1,0 +1,76 @@
+"""The evidence rule of a split mixture as pure functions (docs/method.md §6, §10).
+
+Per split k, each step adds the sum ``S_k`` and count ``n_k`` of the standardised rewards of
+the examples drawn from k; the statistics are discounted by ``decay`` per step. From them the
+mean advantage ``a_k`` with a batch-clustered standard error ``se_k``, the part of its gap to
+the best split beyond ``confidence`` standard errors, and the logits ``z_k = shrunk_k / T``
+(T raised where needed so that no logit is more than ``max_log_ratio`` below the best).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+#: The discounted statistics per split, in the order :func:`accumulate` keeps them.
+STATISTICS = ("count", "total", "total_sq", "total_count", "count_sq")
+
+
+def step_sums(weights: tf.Tensor, ids: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(S, n)``: ``S_k = sum_{i: s_i = k} w_i`` and ``n_k = #{i: s_i = k}`` of one step."""
+    ids = tf.cast(ids, tf.int32)
+    weights = tf.cast(weights, tf.float32)
+    return (
+        tf.math.unsorted_segment_sum(weights, ids, k),
+        tf.math.unsorted_segment_sum(tf.ones_like(weights), ids, k),
+    )
+
+
+def accumulate(
+    stats: list[tf.Tensor], sums: tf.Tensor, counts: tf.Tensor, decay: float
+) -> list[tf.Tensor]:
+    """Discounted sums over steps t with weights ``g^(T-t)``, ``g = decay``:
+    ``N = sum g n``, ``M = sum g S``, ``SS = sum g^2 S^2``, ``SN = sum g^2 S n``,
+    ``NN = sum g^2 n^2`` (docs/method.md §10)."""
+    count, total, total_sq, total_count, count_sq = stats
+    g, g2 = decay, decay * decay
+    return [
+        g * count + counts,
+        g * total + sums,
+        g2 * total_sq + sums * sums,
+        g2 * total_count + sums * counts,
+        g2 * count_sq + counts * counts,
+    ]
+
+
+def advantage(stats: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(a, se)``: ``a = M / N`` and the ratio estimator's variance clustered by step,
+    ``se^2 = (SS - 2 a SN + a^2 NN) / N^2`` (docs/method.md §10); ``se = inf`` where
+    ``N = 0``."""
+    count, total, total_sq, total_count, count_sq = stats
+    seen = count > 0
+    n = tf.where(seen, count, 1.0)
+    a = tf.where(seen, total / n, 0.0)
+    var = tf.maximum(total_sq - 2.0 * a * total_count + a * a * count_sq, 0.0) / (n * n)
+    return a, tf.where(seen, tf.sqrt(var), float("inf"))
+
+
+def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, confidence: float) -> tf.Tensor:
+    """``min(a_k + c se_k - max_j (a_j - c se_j), 0)``, ``c = confidence``: how far split k's
+    upper confidence bound lies below the best lower bound, i.e. the part of its gap to the
+    best split that noise does not explain (0 for splits never drawn; docs/method.md §10)."""
+    seen = tf.math.is_finite(se)
+    margin = tf.where(seen, confidence * se, 0.0)
+    best = tf.reduce_max(tf.where(seen, a - margin, -float("inf")))
+    gap = tf.minimum(a + margin - best, 0.0)
+    return tf.where(tf.logical_and(seen, tf.math.is_finite(best)), gap, 0.0)
+
+
+def evidence_logits(
+    stats: list[tf.Tensor], temperature: float, confidence: float, max_log_ratio: float
+) -> tf.Tensor:
+    """``z = d / max(T, -min(d) / L)`` for the shrunk gaps d (:func:`shrunk_advantage`), so
+    ``p ∝ exp(z)`` with log-probabilities linear in the gap and at most ``L = max_log_ratio``
+    below the best split's (docs/method.md §10)."""
+    a, se = advantage(stats)
+    gap = shrunk_advantage(a, se, confidence)
+    return gap / tf.maximum(temperature, -tf.reduce_min(gap) / max_log_ratio)
