@@ -11,6 +11,7 @@ import tensorflow as tf
 from gar_tf import _compat
 from gar_tf.alignment import DEFAULT_EXCLUDED, AlignmentEngine, RuleRegistry
 from gar_tf.alignment.engine import SIMILARITIES
+from gar_tf.comparison import split_pair
 from gar_tf.pending import PendingState
 from gar_tf.policies import Policy
 from gar_tf.replicas import all_reduce_sum
@@ -69,7 +70,11 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             steps; the model trains on both). ``"slice"``: the last
             ``clean_size`` examples of every batch are not transformed, the
             comparison gradient is their mean-loss gradient, and only the other
-            examples are rewarded.
+            examples are rewarded. ``"held_out"``: ``fit`` on
+            ``gar_tf.with_comparison(train, held_out)``; each step trains on (and
+            transforms) its training batch, then rewards it along the gradient of its
+            held-out batch at the updated weights; the model never trains on the
+            held-out batches (one policy update per step; needs ``reward="next"``).
         clean_size: the clean slice size V for ``clean_comparison="slice"``.
         compute_rewards: False trains exactly like ``backbone`` would, with no
             reward work (only without policies).
@@ -184,8 +189,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def batch_for_build(self, data_batch):
-        # The build reads (x, y, sample_weight) only: drop the actions.
-        return unpack_data(data_batch)[:3]
+        # The build reads (x, y, sample_weight) only: drop the actions and a comparison.
+        return unpack_data(split_pair(data_batch, self.mode.held_out)[0])[:3]
 
     def save_own_variables(self, store) -> None:
         """Adds the pending batch-t state to the model's weights and checkpoints, so
@@ -217,19 +222,19 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         return self.mode.clean_size
 
     def train_step(self, data):
-        """One GAR step, in the method's order (docs/method.md §7)."""
+        """One GAR step, in the method's order (docs/method.md §7; "held_out": §4)."""
+        data, comparison = split_pair(data, self.mode.held_out)
         x, y, sample_weight, given = unpack_data(data)
         batch = self._checked_batch_size(x)
         transformed = self.mode.transforms(self.optimizer.iterations)
         x, actions = self._act(x, given, batch, transformed)
         y_pred, gradient, now = self._forward_backward(x, y, sample_weight, batch, actions)
-        if self.compute_rewards:
-            target = self.mode.target(now, self._pending)
-            r = rewards(self.engine, target, self.mode)
-            for p in self.policies:
-                p.update(r, target.actions[p.name], active=target.active)
-            self._track_rewards(r, target.active)
+        if self.compute_rewards and not self.mode.held_out:
+            self._reward(now)
         self.optimizer.apply(gradient, self.backbone.trainable_variables)
+        if self.compute_rewards and self.mode.held_out:
+            # At the updated weights: G of the held-out batch rewards this step's batch.
+            self._reward(now._replace(gradient=self._held_out_gradient(comparison)))
         if self.compute_rewards:
             self.mode.keep(now, self._pending, transformed)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
@@ -237,6 +242,29 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             skipped = tf.add_n([p.skipped_updates.value for p in self.policies])
             logs["policy_updates_skipped"] = tf.cast(skipped, tf.float32)
         return logs
+
+    def _reward(self, now: StepRecord) -> None:
+        """Rewards the mode's target for this step's record and updates the policies:
+        ``r_i = <g_i, V>`` (docs/method.md §1-§4), then REINFORCE (§5)."""
+        target = self.mode.target(now, self._pending)
+        r = rewards(self.engine, target, self.mode)
+        for p in self.policies:
+            p.update(r, target.actions[p.name], active=target.active)
+        self._track_rewards(r, target.active)
+
+    def _held_out_gradient(self, comparison) -> list[tf.Tensor]:
+        """``G = ∇_θ`` of the held-out batch's mean compiled loss at the current weights,
+        summed over replicas (docs/method.md §4). The forward pass is stateless: BatchNorm
+        statistics and other non-trainable state do not see the held-out data."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(comparison)
+        variables = self.backbone.trainable_variables
+        values = [v.value for v in variables]
+        state = [v.value for v in self.backbone.non_trainable_variables]
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            y_pred, _ = self.backbone.stateless_call(values, state, x, training=True)
+            loss = _compat.compiled_loss(self, y, y_pred, sample_weight)
+        return all_reduce_sum(_dense(variables, tape.gradient(loss, values)))
 
     def _checked_batch_size(self, x) -> tf.Tensor:
         if self.jit_compile and self.compute_rewards and tf.nest.flatten(x)[0].shape[0] is None:
