@@ -89,6 +89,10 @@ REFUSED = [
     ("trainers/augment_search.py", ["--model", "resnet9"], "unknown --model 'resnet9'"),
     ("trainers/augment_search.py", ["--comparison", "slice", "--clean-size", "0"],
      "--clean-size in 1..127"),
+    ("trainers/augment_search.py", ["--comparison", "held_out", "--held-out-share", "1"],
+     "--held-out-share must be in (0, 1)"),
+    ("trainers/augment_search.py", ["--comparison", "held_out", "--per-class", "20"],
+     "holds out 40 and trains on 160; each needs at least one batch"),
     ("trainers/augment_search.py", ["--max-ops", "0"], "--max-ops must be >= 1"),
     ("trainers/augment_search.py", ["--policy-lr", "0"], "--policy-lr must be > 0"),
     # quality: the transfer export missing is found before the other configs train
