@@ -3,11 +3,12 @@
 Started as a subprocess by tests/test_distribute.py, because the logical CPU devices
 and the multi-worker cluster must be set before TensorFlow starts:
 
-    python tests/distributed_run.py one|mirrored|multiworker [steps]
+    python tests/distributed_run.py one|mirrored|multiworker [steps] [held_out]
 
 ``one``: no strategy, global batch 128. ``mirrored``: MirroredStrategy on 2 logical
 CPUs, 2 x 64. ``multiworker``: MultiWorkerMirroredStrategy, this process is one
 worker of the cluster in ``TF_CONFIG``. The same data and initial weights in every mode.
+``held_out``: ``clean_comparison="held_out"``, each batch paired with one of 2 held-out batches.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tensorflow as tf
 
 MODE = sys.argv[1]
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+HELD_OUT = sys.argv[3:] == ["held_out"]
 BATCH = 128
 
 if MODE == "mirrored":
@@ -60,6 +62,10 @@ def main() -> dict:
     ids = rng.integers(0, 3, n).astype(np.int32)
     data = tf.data.Dataset.from_tensor_slices((x, y, np.ones(n, np.float32), {"mix": ids}))
     data = data.batch(BATCH, drop_remainder=True)
+    if HELD_OUT:
+        held = (rng.normal(size=(2 * BATCH, 8)).astype(np.float32), rng.integers(0, 3, 2 * BATCH))
+        held = tf.data.Dataset.from_tensor_slices(held).batch(BATCH, drop_remainder=True)
+        data = gar_tf.with_comparison(data, held)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     data = data.with_options(options)
@@ -70,7 +76,9 @@ def main() -> dict:
         )
         splits = [tf.data.Dataset.from_tensor_slices((x[:10], y[:10])) for _ in range(3)]
         sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix")
-        model = gar_tf.GARModel(backbone, policies=[sampler])
+        model = gar_tf.GARModel(
+            backbone, policies=[sampler], clean_comparison="held_out" if HELD_OUT else None
+        )
         model.compile(
             optimizer=keras.optimizers.SGD(0.1),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -18,9 +18,9 @@ SCRIPT = Path(__file__).with_name("distributed_run.py")
 TIMEOUT = 240
 
 
-def _start(mode: str, env: dict | None = None) -> subprocess.Popen:
+def _start(mode: str, env: dict | None = None, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(SCRIPT), mode, "3"],
+        [sys.executable, str(SCRIPT), mode, "3", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -64,6 +64,19 @@ def test_two_mirrored_replicas_match_one_replica(one_replica):
     np.testing.assert_allclose(two["logits"], one_replica["logits"], rtol=1e-5, atol=1e-8)
     assert np.any(np.abs(one_replica["logits"]) > 1e-3), "the policy did not move at all"
     np.testing.assert_allclose(two["kernel"], one_replica["kernel"], rtol=1e-5, atol=1e-7)
+
+
+def test_held_out_two_mirrored_replicas_match_one_replica():
+    """Held-out comparison: G is the global held-out gradient, every step is rewarded."""
+    one, two = (_result(_start(mode, None, "held_out")) for mode in ("one", "mirrored"))
+    assert one["policy_steps"] == two["policy_steps"] == 3
+    one_rewards, two_rewards = _rewards_by_step(one), _rewards_by_step(two)
+    assert len(one_rewards) == len(two_rewards) == 3
+    for a, b in zip(one_rewards, two_rewards):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(two["logits"], one["logits"], rtol=1e-5, atol=1e-8)
+    assert np.any(np.abs(one["logits"]) > 1e-3), "the policy did not move at all"
+    np.testing.assert_allclose(two["kernel"], one["kernel"], rtol=1e-5, atol=1e-7)
 
 
 def _free_port() -> int:
