@@ -1,0 +1,92 @@
+"""Collects trainers/augment_search.py runs (their summary.json) into one JSON record.
+
+    python scripts/collect_augment_runs.py OUT.json LABEL=RUN_DIR [LABEL=RUN_DIR ...]
+
+Each RUN_DIR holds ``seed*/summary.json``. Adds, per run, the total-variation distance of
+the learned op distribution from uniform, ``TV = ½ Σ_o |p(o) − 1/N|``, and the ops above
+and below uniform; per label, mean ± std (ddof 1) of test accuracy and TV. Also records
+the machine and the git commit of the working tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+
+def total_variation_from_uniform(probabilities: dict[str, float]) -> float:
+    """½ Σ_o |p(o) − 1/N| over the N ops."""
+    p = np.array(list(probabilities.values()))
+    return float(0.5 * np.abs(p - 1 / len(p)).sum())
+
+
+def moved(probabilities: dict[str, float], count: int = 4) -> dict[str, list]:
+    """The ``count`` ops furthest above and below uniform, as ``[name, p]``."""
+    ranked = sorted(probabilities.items(), key=lambda kv: kv[1])
+    return {
+        "up": [[n, p] for n, p in reversed(ranked[-count:])],
+        "down": [[n, p] for n, p in ranked[:count]],
+    }
+
+
+def run_record(label: str, summary: dict) -> dict:
+    ops = summary["op_probabilities"]
+    return {
+        "label": label,
+        **summary,
+        "tv_from_uniform": round(total_variation_from_uniform(ops), 4),
+        **moved(ops),
+    }
+
+
+def mean_std(values: list[float]) -> list[float]:
+    return [round(float(np.mean(values)), 4), round(float(np.std(values, ddof=1)), 4)]
+
+
+def machine() -> dict:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": version("tensorflow"),
+        "keras": version("keras"),
+        "note": "shared with other users' jobs; load averages in progress.log",
+    }
+
+
+def main(out: str, pairs: list[str]) -> None:
+    runs, summary = [], {}
+    for pair in pairs:
+        label, folder = pair.split("=", 1)
+        found = [
+            run_record(label, json.loads(p.read_text()))
+            for p in sorted(Path(folder).glob("seed*/summary.json"))
+        ]
+        runs += found
+        summary[label] = {
+            "seeds": [r["seed"] for r in found],
+            "test_accuracy": mean_std([r["test_accuracy"] for r in found]),
+            "tv_from_uniform": mean_std([r["tv_from_uniform"] for r in found]),
+        }
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    record = {"machine": machine(), "commit": commit, "summary": summary, "runs": runs}
+    Path(out).write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
