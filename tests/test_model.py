@@ -467,3 +467,24 @@ def test_held_out_needs_pairs_and_pairs_need_held_out():
         gar_tf.GARModel(_backbone(), reward="same", clean_comparison="held_out")
     with pytest.raises(TypeError, match="batched tf.data.Datasets"):
         gar_tf.with_comparison((x, y), pairs)
+
+
+def test_held_out_under_mixed_precision_matches_float32():
+    """The held-out gradient is taken of the unscaled loss: mixed_float16 logs about the
+    float32 rewards (as test_mixed_precision_rewards_match_float32 for the other modes)."""
+    x, y = _data()
+    held = _held_out_batches()
+
+    def reward_mean(dtype_policy):
+        keras.config.set_dtype_policy(dtype_policy)
+        try:
+            model = gar_tf.GARModel(
+                _backbone(), [RecordingPolicy(STEPS, B)], clean_comparison="held_out"
+            )
+            model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+            history = model.fit(_paired(x, y, held), epochs=1, verbose=0)
+            return history.history["reward_mean"][0]
+        finally:
+            keras.config.set_dtype_policy("float32")
+
+    assert reward_mean("mixed_float16") == pytest.approx(reward_mean("float32"), rel=0.05)
