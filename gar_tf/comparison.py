@@ -1,4 +1,4 @@
-"""Training batches paired with held-out comparison batches (docs/method.md §4, "held_out").
+"""Training batches paired with held-out comparison batches (docs/method.md §10, "held_out").
 
 Under ``GARModel(clean_comparison="held_out")`` every element ``fit`` reads is a pair
 ``{"train": batch, "comparison": batch}``: the model steps its optimizer on the training

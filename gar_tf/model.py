@@ -222,7 +222,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         return self.mode.clean_size
 
     def train_step(self, data):
-        """One GAR step, in the method's order (docs/method.md §7; "held_out": §4)."""
+        """One GAR step, in the method's order (docs/method.md §7; "held_out": §10)."""
         data, comparison = split_pair(data, self.mode.held_out)
         x, y, sample_weight, given = unpack_data(data)
         batch = self._checked_batch_size(x)
@@ -253,9 +253,9 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         self._track_rewards(r, target.active)
 
     def _held_out_gradient(self, comparison) -> list[tf.Tensor]:
-        """``G = ∇_θ`` of the held-out batch's mean compiled loss at the current weights,
-        summed over replicas (docs/method.md §4). The forward pass is stateless: BatchNorm
-        statistics and other non-trainable state do not see the held-out data."""
+        """``G = ∇_θ L_h(θ_{t+1})``: the held-out batch's mean compiled loss, differentiated
+        at the current (updated) weights and summed over replicas (docs/method.md §10). The
+        forward pass is stateless: BatchNorm statistics do not see the held-out data."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(comparison)
         variables = self.backbone.trainable_variables
         values = [v.value for v in variables]
@@ -332,6 +332,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         comparison = [raw(g) for g in gradient]
         if comparison_weights is not None:
             comparison = _dense(variables, tape.gradient(comparison_loss, variables))
+        if self.mode.held_out:  # the held-out batch gives it, after the update
+            comparison = []
         deltas = [None if g is None else raw(g) for g in grads[len(variables) :]]
         now = StepRecord(rec.states(deltas), actions, all_reduce_sum(comparison))
         return y_pred, gradient, now

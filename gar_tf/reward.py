@@ -1,9 +1,9 @@
 """Where the reward is computed: which examples are rewarded, along which direction.
 
-docs/method.md §3 (reward variants) and §4 (clean comparison). One step of GARModel
-leaves a :class:`StepRecord` (per-layer states of its batch, the policies' actions,
-its comparison gradient). A :class:`RewardMode` turns it, with the record kept from
-the step before, into a :class:`Target`; :func:`rewards` computes
+docs/method.md §3 (reward variants), §4 (clean comparison), §10 (held-out comparison).
+One step of GARModel leaves a :class:`StepRecord` (per-layer states of its batch, the
+policies' actions, its comparison gradient). A :class:`RewardMode` turns it, with the
+record kept from the step before, into a :class:`Target`; :func:`rewards` computes
 ``r_i = <g_i, direction>`` for the target's examples with the alignment engine
 (``gar_tf/alignment``). The combinations that make sense are :data:`VALID`, once.
 """
@@ -63,7 +63,7 @@ class RewardMode:
     rewards the step before), ``"slice"`` (the last ``clean_size`` examples of each
     batch stay untouched, give the comparison gradient and get no reward) or
     ``"held_out"`` (each step takes a training batch and a held-out batch; the held-out
-    gradient after the optimizer step is the direction for the training batch, §4).
+    gradient after the optimizer step is the direction for the training batch, §10).
     """
 
     reward: str = "next"
