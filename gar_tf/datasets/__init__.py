@@ -34,6 +34,10 @@ raises ``TypeError``), applied in this order:
 - ``seed``: seed of the hold-out, subset and shuffle draws (``None``: fresh random draws;
   not allowed with ``validation_size``).
 
+``held_out_split(images, labels, share, seed)`` holds a stratified share out of arrays
+already loaded (the same rule as ``validation_size``), e.g. for
+``GARModel(clean_comparison="held_out")``.
+
 Fashion-MNIST is searched for, in order, in:
 
 1. ``data_dir``, if given;
