@@ -38,7 +38,8 @@ def unpack_data(data):
     return x, y, sample_weight, {}
 
 
-_REWARD_METRICS = ("reward_mean", "reward_std", "reward_positive")
+# Training-only metrics, left out of evaluate()'s logs.
+_REWARD_METRICS = ("reward_mean", "reward_std", "reward_positive", "held_out_loss")
 
 
 @keras.saving.register_keras_serializable(package="gar_tf")
@@ -53,7 +54,9 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     each ``fit`` has no reward. Reward statistics are logged as ``reward_mean``,
     ``reward_std`` and ``reward_positive`` (fraction > 0), averaged over the epoch
     (not with ``compute_rewards=False``); with policies, ``policy_updates_skipped``
-    counts policy updates skipped for non-finite rewards.
+    counts policy updates skipped for non-finite rewards. Under
+    ``clean_comparison="held_out"``, ``held_out_loss`` is the comparison batches' mean
+    compiled loss at the weights after each step, averaged over the epoch.
 
     Args:
         backbone: any Keras model (Sequential, functional or subclassed).
@@ -134,6 +137,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             self.reward_mean = keras.metrics.Mean(name="reward_mean")
             self.reward_std = keras.metrics.Mean(name="reward_std")
             self.reward_positive = keras.metrics.Mean(name="reward_positive")
+        if compute_rewards and mode.held_out:  # the comparison batches' loss, after each step
+            self.held_out_loss = keras.metrics.Mean(name="held_out_loss")
         self._engine: AlignmentEngine | None = None
         self._engine_variables: list[int] = []
         self._pending = PendingState("gar_pending")
@@ -264,6 +269,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             tape.watch(values)
             y_pred, _ = self.backbone.stateless_call(values, state, x, training=True)
             loss = _compat.compiled_loss(self, y, y_pred, sample_weight)
+        self.held_out_loss.update_state(_compat.unscale_loss_for_distribution(loss))
         return all_reduce_sum(_dense(variables, tape.gradient(loss, values)))
 
     def _checked_batch_size(self, x) -> tf.Tensor:

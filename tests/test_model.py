@@ -488,3 +488,23 @@ def test_held_out_under_mixed_precision_matches_float32():
             keras.config.set_dtype_policy("float32")
 
     assert reward_mean("mixed_float16") == pytest.approx(reward_mean("float32"), rel=0.05)
+
+
+def test_held_out_loss_is_the_comparison_loss_after_each_step():
+    """``held_out_loss`` averages, over the epoch, the held-out batch's loss at the weights
+    after each step (computed here by a callback on the model itself); evaluate() leaves
+    it out."""
+    x, y = _data()
+    held = _held_out_batches()
+    seen = []
+
+    class HeldOutLoss(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            xh, yh = held[batch % len(held)]
+            seen.append(float(tf.reduce_mean(LOSS(yh, self.model.backbone(xh, training=True)))))
+
+    model = gar_tf.GARModel(_backbone(), [RecordingPolicy(STEPS, B)], clean_comparison="held_out")
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    history = model.fit(_paired(x, y, held), epochs=1, callbacks=[HeldOutLoss()], verbose=0)
+    assert history.history["held_out_loss"][0] == pytest.approx(np.mean(seen), rel=1e-5)
+    assert "held_out_loss" not in model.evaluate(x, y, verbose=0, return_dict=True)
