@@ -10,6 +10,7 @@ from gar_tf.alignment import (
     per_example_alignment,
     register_rule,
 )
+from gar_tf.comparison import with_comparison
 from gar_tf.export import export_policy, load_policy
 from gar_tf.model import GARModel
 from gar_tf.multi_worker import is_chief, worker_path
@@ -45,4 +46,5 @@ __all__ = [
     "datasets",
     "plots",
     "standardise",
+    "with_comparison",
 ]

@@ -11,6 +11,7 @@ import tensorflow as tf
 from gar_tf import _compat, multi_worker
 from gar_tf.alignment import DEFAULT_EXCLUDED, AlignmentEngine, RuleRegistry
 from gar_tf.alignment.engine import SIMILARITIES
+from gar_tf.comparison import split_pair
 from gar_tf.pending import PendingState
 from gar_tf.policies import Policy
 from gar_tf.replicas import all_reduce_sum
@@ -37,7 +38,8 @@ def unpack_data(data):
     return x, y, sample_weight, {}
 
 
-_REWARD_METRICS = ("reward_mean", "reward_std", "reward_positive")
+# Training-only metrics, left out of evaluate()'s logs.
+_REWARD_METRICS = ("reward_mean", "reward_std", "reward_positive", "held_out_loss")
 
 
 @keras.saving.register_keras_serializable(package="gar_tf")
@@ -52,7 +54,9 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
     each ``fit`` has no reward. Reward statistics are logged as ``reward_mean``,
     ``reward_std`` and ``reward_positive`` (fraction > 0), averaged over the epoch
     (not with ``compute_rewards=False``); with policies, ``policy_updates_skipped``
-    counts policy updates skipped for non-finite rewards.
+    counts policy updates skipped for non-finite rewards. Under
+    ``clean_comparison="held_out"``, ``held_out_loss`` is the comparison batches' mean
+    compiled loss at the weights after each step, averaged over the epoch.
 
     Args:
         backbone: any Keras model (Sequential, functional or subclassed).
@@ -69,7 +73,11 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             steps; the model trains on both). ``"slice"``: the last
             ``clean_size`` examples of every batch are not transformed, the
             comparison gradient is their mean-loss gradient, and only the other
-            examples are rewarded.
+            examples are rewarded. ``"held_out"``: ``fit`` on
+            ``gar_tf.with_comparison(train, held_out)``; each step trains on (and
+            transforms) its training batch, then rewards it along the gradient of its
+            held-out batch at the updated weights; the model never trains on the
+            held-out batches (one policy update per step; needs ``reward="next"``).
         clean_size: the clean slice size V for ``clean_comparison="slice"``.
         compute_rewards: False trains exactly like ``backbone`` would, with no
             reward work (only without policies).
@@ -129,6 +137,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             self.reward_mean = keras.metrics.Mean(name="reward_mean")
             self.reward_std = keras.metrics.Mean(name="reward_std")
             self.reward_positive = keras.metrics.Mean(name="reward_positive")
+        if compute_rewards and mode.held_out:  # the comparison batches' loss, after each step
+            self.held_out_loss = keras.metrics.Mean(name="held_out_loss")
         self._engine: AlignmentEngine | None = None
         self._engine_variables: list[int] = []
         self._pending = PendingState("gar_pending")
@@ -184,8 +194,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def batch_for_build(self, data_batch):
-        # The build reads (x, y, sample_weight) only: drop the actions.
-        return unpack_data(data_batch)[:3]
+        # The build reads (x, y, sample_weight) only: drop the actions and a comparison.
+        return unpack_data(split_pair(data_batch, self.mode.held_out)[0])[:3]
 
     def save_own_variables(self, store) -> None:
         """Adds the pending batch-t state to the model's weights and checkpoints, so
@@ -235,19 +245,19 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         return self.mode.clean_size
 
     def train_step(self, data):
-        """One GAR step, in the method's order (docs/method.md §7)."""
+        """One GAR step, in the method's order (docs/method.md §7; "held_out": §11)."""
+        data, comparison = split_pair(data, self.mode.held_out)
         x, y, sample_weight, given = unpack_data(data)
         batch = self._checked_batch_size(x)
         transformed = self.mode.transforms(self.optimizer.iterations)
         x, actions = self._act(x, given, batch, transformed)
         y_pred, gradient, now = self._forward_backward(x, y, sample_weight, batch, actions)
-        if self.compute_rewards:
-            target = self.mode.target(now, self._pending)
-            r = rewards(self.engine, target, self.mode)
-            for p in self.policies:
-                p.update(r, target.actions[p.name], active=target.active)
-            self._track_rewards(r, target.active)
+        if self.compute_rewards and not self.mode.held_out:
+            self._reward(now)
         self.optimizer.apply(gradient, self.backbone.trainable_variables)
+        if self.compute_rewards and self.mode.held_out:
+            # At the updated weights: G of the held-out batch rewards this step's batch.
+            self._reward(now._replace(gradient=self._held_out_gradient(comparison)))
         if self.compute_rewards:
             self.mode.keep(now, self._pending, transformed)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
@@ -255,6 +265,30 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             skipped = tf.add_n([p.skipped_updates.value for p in self.policies])
             logs["policy_updates_skipped"] = tf.cast(skipped, tf.float32)
         return logs
+
+    def _reward(self, now: StepRecord) -> None:
+        """Rewards the mode's target for this step's record and updates the policies:
+        ``r_i = <g_i, V>`` (docs/method.md §1-§4), then REINFORCE (§5)."""
+        target = self.mode.target(now, self._pending)
+        r = rewards(self.engine, target, self.mode)
+        for p in self.policies:
+            p.update(r, target.actions[p.name], active=target.active)
+        self._track_rewards(r, target.active)
+
+    def _held_out_gradient(self, comparison) -> list[tf.Tensor]:
+        """``G = ∇_θ L_h(θ_{t+1})``: the held-out batch's mean compiled loss, differentiated
+        at the current (updated) weights and summed over replicas (docs/method.md §11). The
+        forward pass is stateless: BatchNorm statistics do not see the held-out data."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(comparison)
+        variables = self.backbone.trainable_variables
+        values = [v.value for v in variables]
+        state = [v.value for v in self.backbone.non_trainable_variables]
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            y_pred, _ = self.backbone.stateless_call(values, state, x, training=True)
+            loss = _compat.compiled_loss(self, y, y_pred, sample_weight)
+        self.held_out_loss.update_state(_compat.unscale_loss_for_distribution(loss))
+        return all_reduce_sum(_dense(variables, tape.gradient(loss, values)))
 
     def _checked_batch_size(self, x) -> tf.Tensor:
         if self.jit_compile and self.compute_rewards and tf.nest.flatten(x)[0].shape[0] is None:
@@ -322,6 +356,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         comparison = [raw(g) for g in gradient]
         if comparison_weights is not None:
             comparison = _dense(variables, tape.gradient(comparison_loss, variables))
+        if self.mode.held_out:  # the held-out batch gives it, after the update
+            comparison = []
         deltas = [None if g is None else raw(g) for g in grads[len(variables) :]]
         now = StepRecord(rec.states(deltas), actions, all_reduce_sum(comparison))
         return y_pred, gradient, now

@@ -1,9 +1,9 @@
 """Where the reward is computed: which examples are rewarded, along which direction.
 
-docs/method.md §3 (reward variants) and §4 (clean comparison). One step of GARModel
-leaves a :class:`StepRecord` (per-layer states of its batch, the policies' actions,
-its comparison gradient). A :class:`RewardMode` turns it, with the record kept from
-the step before, into a :class:`Target`; :func:`rewards` computes
+docs/method.md §3 (reward variants), §4 (clean comparison), §11 (held-out comparison).
+One step of GARModel leaves a :class:`StepRecord` (per-layer states of its batch, the
+policies' actions, its comparison gradient). A :class:`RewardMode` turns it, with the
+record kept from the step before, into a :class:`Target`; :func:`rewards` computes
 ``r_i = <g_i, direction>`` for the target's examples with the alignment engine
 (``gar_tf/alignment``). The combinations that make sense are :data:`VALID`, once.
 """
@@ -20,10 +20,10 @@ from gar_tf.alignment.tap import CallState
 from gar_tf.pending import BATCHED, FIXED, PendingState
 
 REWARDS = ("next", "same", "next-minus-current")
-CLEAN_COMPARISONS = (None, "alternate", "slice")
+CLEAN_COMPARISONS = (None, "alternate", "slice", "held_out")
 #: reward -> the clean comparisons it works with, and why the others do not.
 VALID = {
-    "next": (None, "alternate", "slice"),
+    "next": (None, "alternate", "slice", "held_out"),
     "same": (None, "slice"),
     "next-minus-current": (None,),
 }
@@ -31,6 +31,8 @@ _WHY_NOT = {
     ("same", "alternate"): 'an untouched step rewards the step before it, which "same" never does',
     ("next-minus-current", "alternate"): "G_t of a transformed step is not a clean comparison",
     ("next-minus-current", "slice"): "G_t of the rewarded examples would be compared with itself",
+    ("same", "held_out"): "the held-out batch is compared after the update, at the next weights",
+    ("next-minus-current", "held_out"): "G_t of a transformed batch is not a clean comparison",
 }
 
 
@@ -58,8 +60,10 @@ class RewardMode:
     ``reward``: ``"next"`` rewards batch t along ``G_{t+1}``; ``"same"`` along its own
     ``G_t``; ``"next-minus-current"`` along ``G_{t+1} - G_t``. ``clean_comparison``:
     None, ``"alternate"`` (policies transform even steps; each untouched odd step
-    rewards the step before) or ``"slice"`` (the last ``clean_size`` examples of each
-    batch stay untouched, give the comparison gradient and get no reward).
+    rewards the step before), ``"slice"`` (the last ``clean_size`` examples of each
+    batch stay untouched, give the comparison gradient and get no reward) or
+    ``"held_out"`` (each step takes a training batch and a held-out batch; the held-out
+    gradient after the optimizer step is the direction for the training batch, §11).
     """
 
     reward: str = "next"
@@ -89,8 +93,15 @@ class RewardMode:
             )
 
     @property
+    def held_out(self) -> bool:
+        """Whether each step pairs a training batch with a held-out comparison batch."""
+        return self.clean_comparison == "held_out"
+
+    @property
     def uses_previous_step(self) -> bool:
-        return self.reward != "same"
+        """Whether the rewarded batch is the one kept from the step before (not with
+        ``"same"``, nor with ``"held_out"``, whose step holds both batches)."""
+        return self.reward != "same" and not self.held_out
 
     def transforms(self, iteration: tf.Tensor) -> tf.Tensor | bool:
         """Whether the policies transform the batch of step ``iteration`` (0-based)."""

@@ -60,6 +60,17 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data
     )
 
 
+def held_out_batches(x: np.ndarray, y: np.ndarray, share: float, batch_size: int, seed: int):
+    """``(pairs, (x_train, y_train), (x_held, y_held))`` for ``clean_comparison="held_out"``:
+    a stratified ``share`` held out (``gar_tf.datasets.held_out_split``), training batches
+    of the rest each paired with a held-out batch, round-robin (``gar_tf.with_comparison``)."""
+    train, held = gar_tf.datasets.held_out_split(x, y, share, seed=seed)
+    pairs = gar_tf.with_comparison(
+        batches(*train, batch_size, seed), batches(*held, batch_size, seed + 1)
+    )
+    return pairs, train, held
+
+
 def verbosity() -> int:
     """``fit``'s ``verbose``: a progress bar on a terminal, one line per epoch otherwise."""
     return 1 if sys.stdout.isatty() else 2

@@ -39,14 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     _cli.add_policy(p)
     p.add_argument(
         "--comparison",
-        choices=["alternate", "slice", "next"],
+        choices=["alternate", "slice", "next", "held_out"],
         default="alternate",
         help="where the comparison gradient comes from: alternate (policy and clean steps "
         "alternate), slice (the last --clean-size examples of each batch stay clean), "
-        "next (the next batch as it comes, also augmented)",
+        "next (the next batch as it comes, also augmented), held_out (batches of a "
+        "stratified --held-out-share of the training subset, never trained on)",
     )
     p.add_argument(
         "--clean-size", type=int, default=16, help="clean slice size (only with --comparison slice)"
+    )
+    p.add_argument(
+        "--held-out-share",
+        type=float,
+        default=0.2,
+        help="share of the training subset held out for the comparison batches (only with "
+        "--comparison held_out; the model trains on the rest)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for data subset, init and policy")
     _cli.add_logging(
@@ -85,7 +93,25 @@ def check_policy_flags(args: argparse.Namespace) -> list[str]:
             f"--comparison slice needs --clean-size in 1..{args.batch_size - 1} (below "
             f"--batch-size {args.batch_size}), got {args.clean_size}"
         )
+    if args.comparison == "held_out":
+        problems += check_held_out_share(args)
     return problems
+
+
+def check_held_out_share(args: argparse.Namespace) -> list[str]:
+    """``--held-out-share`` in (0, 1), leaving a full batch on each side of the split."""
+    share = args.held_out_share
+    if not 0 < share < 1:
+        return [f"--held-out-share must be in (0, 1), got {share}"]
+    images = 10 * args.per_class
+    held = round(share * images)
+    if min(held, images - held) < args.batch_size:
+        return [
+            f"--held-out-share {share} of {images} training images holds out {held} and "
+            f"trains on {images - held}; each needs at least one batch of --batch-size "
+            f"{args.batch_size}"
+        ]
+    return []
 
 
 def check_export(args: argparse.Namespace) -> list[str]:
@@ -147,6 +173,13 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     policy = make_policy(args)
     x, y = _build.load(args, "train", subset_per_class=args.per_class, seed=args.seed)
     x_test, y_test = _build.load(args, "test")
+    held_out = args.comparison == "held_out"
+    if held_out:
+        data, (x, y), (x_held, _) = _build.held_out_batches(
+            x, y, args.held_out_share, args.batch_size, args.seed
+        )
+    else:
+        data = _build.batches(x, y, args.batch_size, args.seed)
     model = gar_tf.GARModel(
         _build.backbone(args.model, x.shape[1:]),
         policies=[policy],
@@ -158,7 +191,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     logger = gar_tf.callbacks.AugmentationPolicyLogger(
         policy, every=args.log_every, log_dir=str(logdir), images=x[:16]
     )
-    data = _build.batches(x, y, args.batch_size, args.seed).prefetch(2)
+    data = data.prefetch(2)
     start = time.perf_counter()
     # The test split is evaluated after every epoch for TensorBoard's "validation" curves
     # (monitoring only: nothing is selected on it).
@@ -182,6 +215,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         "dataset": args.dataset,
         "seed": args.seed,
         "train_images": int(len(y)),
+        "held_out_images": int(len(x_held)) if held_out else 0,
         "steps": int(model.optimizer.iterations.numpy()),
         "fit_seconds": round(seconds, 1),  # training and the per-epoch test evaluation
         "test_accuracy": round(float(accuracy), 4),

@@ -5,13 +5,15 @@ and the multi-worker cluster must be set before TensorFlow starts:
 
     python tests/distributed_run.py MODE [STEPS] [POLICY] [DIR]
 
-MODE: one|mirrored|multiworker; POLICY: split (default)|split-evidence|augment.
+MODE: one|mirrored|multiworker; POLICY: split (default)|split-evidence|split-held-out|augment.
 
 ``one``: no strategy, global batch 128. ``mirrored``: MirroredStrategy on 2 logical
 CPUs, 2 x 64. ``multiworker``: MultiWorkerMirroredStrategy, this process is one
 worker of the cluster in ``TF_CONFIG`` (``model.fit`` as in the other modes). ``split``
 trains a SplitSampler (actions from the pipeline; ``split-evidence``: its evidence rule, with
-``confidence=0`` so that its logits move within a few steps), ``augment`` an AugmentationPolicy
+``confidence=0`` so that its logits move within a few steps; ``split-held-out``: with
+``clean_comparison="held_out"``, each batch paired with one of 2 held-out batches),
+``augment`` an AugmentationPolicy
 (actions drawn in the step, one stream per replica). With ``DIR``, ``fit`` runs 2 epochs
 with ``BackupAndRestore`` and ``ModelCheckpoint`` on every worker (own paths,
 ``gar_tf.worker_path``) and ``TensorBoard`` on the chief. The same data and initial
@@ -64,14 +66,18 @@ class RecordingSampler(gar_tf.SplitSampler):
         super().update(rewards, actions, active)
 
 
-def _sharded(data: tf.data.Dataset) -> tf.data.Dataset:
-    """Batches of BATCH, split between workers by example (replica r: the r-th slice)."""
+def _sharded(data: tf.data.Dataset, held_out: tf.data.Dataset | None = None) -> tf.data.Dataset:
+    """Batches of BATCH (each paired with a held-out batch, if given), split between workers by
+    example (replica r: the r-th slice)."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return data.batch(BATCH, drop_remainder=True).with_options(options)
+    data = data.batch(BATCH, drop_remainder=True)
+    if held_out is not None:
+        data = gar_tf.with_comparison(data, held_out.batch(BATCH, drop_remainder=True))
+    return data.with_options(options)
 
 
-def split_case(rng: np.random.Generator, rule: str = "reinforce"):
+def split_case(rng: np.random.Generator, rule: str = "reinforce", held_out: bool = False):
     """(data, backbone, policy, GARModel options): a SplitSampler over 3 splits."""
     n = BATCH * STEPS
     x = rng.normal(size=(n, 8)).astype(np.float32)
@@ -84,7 +90,11 @@ def split_case(rng: np.random.Generator, rule: str = "reinforce"):
     splits = [tf.data.Dataset.from_tensor_slices((x[:10], y[:10])) for _ in range(3)]
     options = {"confidence": 0.0} if rule == "evidence" else {}
     sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix", rule=rule, **options)
-    return _sharded(data), backbone, sampler, {}
+    if not held_out:
+        return _sharded(data), backbone, sampler, {}
+    held = (rng.normal(size=(2 * BATCH, 8)).astype(np.float32), rng.integers(0, 3, 2 * BATCH))
+    held = tf.data.Dataset.from_tensor_slices(held)
+    return _sharded(data, held), backbone, sampler, {"clean_comparison": "held_out"}
 
 
 def augment_case(rng: np.random.Generator):
@@ -124,6 +134,7 @@ def main() -> dict:
     case = {
         "split": split_case,
         "split-evidence": functools.partial(split_case, rule="evidence"),
+        "split-held-out": functools.partial(split_case, held_out=True),
         "augment": augment_case,
     }[POLICY]
     with STRATEGY.scope():

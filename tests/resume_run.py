@@ -2,7 +2,9 @@
 
 Started as a subprocess by tests/test_resume.py:
 
-    python tests/resume_run.py BACKUP_DIR [--kill-at EPOCH BATCH]
+    python tests/resume_run.py BACKUP_DIR [--kill-at EPOCH BATCH] [--held-out]
+
+``--held-out``: ``clean_comparison="held_out"``, each batch paired with a held-out one.
 
 Prints ``RESULT {json}`` with the final policy, policy optimizer and model state.
 """
@@ -42,13 +44,17 @@ def main() -> dict:
     p = argparse.ArgumentParser()
     p.add_argument("backup_dir")
     p.add_argument("--kill-at", type=int, nargs=2, default=None)
+    p.add_argument("--held-out", action="store_true")
     args = p.parse_args()
 
     rng = np.random.default_rng(0)
-    n = STEPS * BATCH
+    n = (STEPS + 2) * BATCH
     x = rng.uniform(0, 255, size=(n, 16, 16, 1)).astype(np.float32)
     y = (x.mean(axis=(1, 2, 3)) > 127.5).astype(np.int32)
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)  # same order every epoch
+    train = tf.data.Dataset.from_tensor_slices((x, y))
+    data = train.take(STEPS * BATCH).batch(BATCH)  # same order every epoch
+    if args.held_out:  # 2 held-out batches, round-robin
+        data = gar_tf.with_comparison(data, train.skip(STEPS * BATCH).batch(BATCH))
 
     keras.utils.set_random_seed(0)
     backbone = keras.Sequential(
@@ -61,7 +67,9 @@ def main() -> dict:
         ]
     )
     policy = gar_tf.AugmentationPolicy(ops="standard", max_ops=2, seed=0)
-    model = gar_tf.GARModel(backbone, policies=[policy])
+    model = gar_tf.GARModel(
+        backbone, policies=[policy], clean_comparison="held_out" if args.held_out else None
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

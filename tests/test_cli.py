@@ -101,6 +101,10 @@ REFUSED = [
     ("augment_search", ["--model", "resnet9"], "unknown --model 'resnet9'"),
     ("augment_search", ["--comparison", "slice", "--clean-size", "0"],
      "--clean-size in 1..127"),
+    ("augment_search", ["--comparison", "held_out", "--held-out-share", "1"],
+     "--held-out-share must be in (0, 1)"),
+    ("augment_search", ["--comparison", "held_out", "--per-class", "20"],
+     "holds out 40 and trains on 160; each needs at least one batch"),
     ("augment_search", ["--max-ops", "0"], "--max-ops must be >= 1"),
     ("augment_search", ["--policy-lr", "0"], "--policy-lr must be > 0"),
     # quality: the transfer export missing is found before the other configs train

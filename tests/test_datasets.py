@@ -576,3 +576,23 @@ def test_tfds_options_match_the_idx_loader(tfds_dir: Path, tmp_path: Path) -> No
         load_tfds("fashion_mnist", "validation", tfds_dir)
     with pytest.raises(ValueError, match='use split="train" with limit'):
         load_tfds("fashion_mnist", "train[:100]", tfds_dir, validation_size=10)
+
+
+def test_held_out_split_is_the_loaders_validation_hold_out(tmp_path: Path) -> None:
+    """``held_out_split`` of arrays holds out exactly what ``validation_size`` holds out
+    of the same images (one stratified rule), and the two parts partition them."""
+    labels = np.repeat(np.arange(10), np.arange(1, 11)).astype(np.uint8)  # 55, unbalanced
+    images = np.arange(55, dtype=np.uint8).reshape(55, 1, 1, 1) * np.ones((1, 28, 28, 1), np.uint8)
+    _write_split(tmp_path, images[..., 0], labels)
+    (train_x, train_y), (held_x, held_y) = datasets.held_out_split(images, labels, 0.2, seed=3)
+    kwargs = {"as_numpy": True, "validation_size": 11, "seed": 3}
+    np.testing.assert_array_equal(held_x, load_mnist(tmp_path, split="validation", **kwargs)[0])
+    np.testing.assert_array_equal(train_x, load_mnist(tmp_path, **kwargs)[0])
+    assert sorted([*train_x[:, 0, 0, 0], *held_x[:, 0, 0, 0]]) == list(range(55))
+    np.testing.assert_array_equal(labels[held_x[:, 0, 0, 0]], held_y)
+    np.testing.assert_array_equal(labels[train_x[:, 0, 0, 0]], train_y)
+    for share in (0, 1, 1.5):
+        with pytest.raises(ValueError, match=r"share must be in \(0, 1\)"):
+            datasets.held_out_split(images, labels, share)
+    with pytest.raises(ValueError, match="holds out none"):
+        datasets.held_out_split(images, labels, 0.001)

@@ -80,6 +80,19 @@ def test_evidence_rule_statistics_are_global():
     assert np.any(np.abs(one["logits"]) > 1e-3), "the evidence rule did not move at all"
 
 
+def test_held_out_two_mirrored_replicas_match_one_replica():
+    """Held-out comparison: G is the global held-out gradient, every step is rewarded."""
+    one, two = (_result(_start(mode, None, "split-held-out")) for mode in ("one", "mirrored"))
+    assert one["policy_steps"] == two["policy_steps"] == 3
+    one_rewards, two_rewards = _rewards_by_step(one), _rewards_by_step(two)
+    assert len(one_rewards) == len(two_rewards) == 3
+    for a, b in zip(one_rewards, two_rewards):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(two["logits"], one["logits"], rtol=1e-5, atol=1e-8)
+    assert np.any(np.abs(one["logits"]) > 1e-3), "the policy did not move at all"
+    np.testing.assert_allclose(two["kernel"], one["kernel"], rtol=1e-5, atol=1e-7)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

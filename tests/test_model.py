@@ -53,8 +53,9 @@ def _data(n=B * STEPS):
     return rng.normal(size=(n, 5)).astype(np.float32), (np.arange(n) % 3).astype(np.int32)
 
 
-def _reference_rewards(reward, x, y, clean=None, clean_size=0):
-    """Rewards by brute force: per-example gradients, explicit SGD steps."""
+def _reference_rewards(reward, x, y, clean=None, clean_size=0, held=()):
+    """Rewards by brute force: per-example gradients, explicit SGD steps. ``held``: the
+    held-out batches, served round-robin, whose gradient after each step is its direction."""
     model = _backbone()
     variables = model.trainable_variables
 
@@ -68,18 +69,22 @@ def _reference_rewards(reward, x, y, clean=None, clean_size=0):
 
     batches = [(x[k * B : (k + 1) * B], y[k * B : (k + 1) * B]) for k in range(STEPS)]
     rewarded = B - clean_size
-    per_example, full, comparison = [], [], []
-    for xb, yb in batches:
+    per_example, full, comparison, held_out = [], [], [], []
+    for k, (xb, yb) in enumerate(batches):
         per_example.append([grads(xb[i : i + 1], yb[i : i + 1]) for i in range(rewarded)])
         full.append(grads(xb, yb))
         comparison.append(grads(xb[rewarded:], yb[rewarded:]) if clean_size else full[-1])
         for v, g in zip(variables, full[-1]):
             v.assign_sub(LR * g)
+        if held:
+            held_out.append(grads(*held[k % len(held)]))  # at the updated weights
     out = []
     for k in range(STEPS):
         if clean == "alternate" and k % 2:
             continue  # odd steps are clean: their examples get no reward
-        if reward == "same":
+        if clean == "held_out":
+            direction = held_out[k]
+        elif reward == "same":
             direction = comparison[k]
         elif k + 1 == STEPS:
             break
@@ -373,3 +378,133 @@ def test_a_sequential_without_input_is_built_as_keras_builds_it():
 def test_a_backbone_that_is_not_a_keras_layer_is_refused(backbone):
     with pytest.raises(TypeError, match="backbone must be a Keras model"):
         gar_tf.GARModel(backbone)
+
+
+def _held_out_batches(count=3):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(count * B, 5)).astype(np.float32)
+    y = rng.integers(0, 3, count * B).astype(np.int32)
+    return [(x[k * B : (k + 1) * B], y[k * B : (k + 1) * B]) for k in range(count)]
+
+
+def _paired(x, y, held):
+    train = (
+        tf.data.Dataset.from_tensor_slices((x, y, np.arange(len(y), dtype=np.int32)))
+        .map(lambda a, b, i: (a, b, None, {"ids": i}))
+        .batch(B, drop_remainder=True)
+    )
+    xh, yh = (np.concatenate(parts) for parts in zip(*held))
+    return gar_tf.with_comparison(
+        train, tf.data.Dataset.from_tensor_slices((xh, yh)).batch(B, drop_remainder=True)
+    )
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_held_out_rewards_align_with_the_held_out_gradient_after_the_step(jit_compile):
+    """Every step rewards its own batch (one policy update per pair, from the first step)
+    along the held-out batch's gradient at the updated weights; held-out batches come
+    round-robin (3 of them for 4 steps: the first is served again)."""
+    x, y = _data()
+    held = _held_out_batches()
+    policy = RecordingPolicy(STEPS, B)
+    model = gar_tf.GARModel(_backbone(), [policy], clean_comparison="held_out")
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS, jit_compile=jit_compile)
+    model.fit(_paired(x, y, held), epochs=1, verbose=0)
+
+    expected, batches = _reference_rewards("next", x, y, "held_out", held=held)
+    assert int(policy.calls.numpy()) == len(expected) == STEPS
+    assert int(model.optimizer.iterations.numpy()) == STEPS  # no update on held-out batches
+    np.testing.assert_array_equal(policy.actions.numpy(), np.arange(B * STEPS).reshape(STEPS, B))
+    assert relative_error(policy.rewards.numpy(), expected) <= 1e-5
+
+
+def _batchnorm_backbone():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((5,)),
+            L.Dense(6),
+            L.BatchNormalization(),
+            L.Activation("tanh"),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
+
+
+def test_held_out_batches_change_no_weight_nor_batchnorm_statistics():
+    """The backbone ends exactly as a plain Keras run on the training batches alone
+    (moving mean and variance included), with the held-out data far off distribution."""
+    x, y = _data()
+    held = [(100 + 10 * xb, yb) for xb, yb in _held_out_batches()]
+    plain = _batchnorm_backbone()
+    plain.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    plain.fit(x, y, batch_size=B, epochs=2, shuffle=False, verbose=0)
+
+    model = gar_tf.GARModel(
+        _batchnorm_backbone(), [RecordingPolicy(2 * STEPS, B)], clean_comparison="held_out"
+    )
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    history = model.fit(_paired(x, y, held), epochs=2, verbose=0)
+    assert np.isfinite(history.history["reward_mean"]).all()
+    assert int(model.policies[0].calls.numpy()) == 2 * STEPS
+    for a, b in zip(plain.weights, model.backbone.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6, err_msg=a.path)
+    np.testing.assert_allclose(history.history["loss"], plain.history.history["loss"], rtol=1e-6)
+
+
+def test_held_out_needs_pairs_and_pairs_need_held_out():
+    x, y = _data()
+    pairs = _paired(x, y, _held_out_batches())
+    model = gar_tf.GARModel(_backbone(), [RecordingPolicy(STEPS, B)])
+    model.compile(optimizer="sgd", loss=LOSS)
+    with pytest.raises(ValueError, match='needs GARModel\\(clean_comparison="held_out"\\)'):
+        model.fit(pairs, verbose=0)
+    model = gar_tf.GARModel(_backbone(), clean_comparison="held_out")
+    model.compile(optimizer="sgd", loss=LOSS)
+    with pytest.raises(ValueError, match="gar_tf.with_comparison"):
+        model.fit(x, y, batch_size=B, verbose=0)
+    with pytest.raises(ValueError, match='clean_comparison="held_out" needs reward="next"'):
+        gar_tf.GARModel(_backbone(), reward="same", clean_comparison="held_out")
+    with pytest.raises(TypeError, match="batched tf.data.Datasets"):
+        gar_tf.with_comparison((x, y), pairs)
+
+
+def test_held_out_under_mixed_precision_matches_float32():
+    """The held-out gradient is taken of the unscaled loss: mixed_float16 logs about the
+    float32 rewards (as test_mixed_precision_rewards_match_float32 for the other modes)."""
+    x, y = _data()
+    held = _held_out_batches()
+
+    def reward_mean(dtype_policy):
+        keras.config.set_dtype_policy(dtype_policy)
+        try:
+            model = gar_tf.GARModel(
+                _backbone(), [RecordingPolicy(STEPS, B)], clean_comparison="held_out"
+            )
+            model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+            history = model.fit(_paired(x, y, held), epochs=1, verbose=0)
+            return history.history["reward_mean"][0]
+        finally:
+            keras.config.set_dtype_policy("float32")
+
+    assert reward_mean("mixed_float16") == pytest.approx(reward_mean("float32"), rel=0.05)
+
+
+def test_held_out_loss_is_the_comparison_loss_after_each_step():
+    """``held_out_loss`` averages, over the epoch, the held-out batch's loss at the weights
+    after each step (computed here by a callback on the model itself); evaluate() leaves
+    it out."""
+    x, y = _data()
+    held = _held_out_batches()
+    seen = []
+
+    class HeldOutLoss(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            xh, yh = held[batch % len(held)]
+            seen.append(float(tf.reduce_mean(LOSS(yh, self.model.backbone(xh, training=True)))))
+
+    model = gar_tf.GARModel(_backbone(), [RecordingPolicy(STEPS, B)], clean_comparison="held_out")
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS)
+    history = model.fit(_paired(x, y, held), epochs=1, callbacks=[HeldOutLoss()], verbose=0)
+    assert history.history["held_out_loss"][0] == pytest.approx(np.mean(seen), rel=1e-5)
+    assert "held_out_loss" not in model.evaluate(x, y, verbose=0, return_dict=True)

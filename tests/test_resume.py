@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).with_name("resume_run.py")
 
@@ -32,12 +33,13 @@ def _result(done: subprocess.CompletedProcess) -> dict:
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def test_killed_and_resumed_fit_ends_like_the_uninterrupted_one(tmp_path):
-    uninterrupted = _result(_run(tmp_path / "a"))
-    killed = _run(tmp_path / "b", "--kill-at", "1", "2")  # epoch 1, batch 2
+@pytest.mark.parametrize("mode", [[], ["--held-out"]], ids=["next", "held_out"])
+def test_killed_and_resumed_fit_ends_like_the_uninterrupted_one(tmp_path, mode):
+    uninterrupted = _result(_run(tmp_path / "a", *mode))
+    killed = _run(tmp_path / "b", "--kill-at", "1", "2", *mode)  # epoch 1, batch 2
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert (tmp_path / "b" / "latest.weights.h5").exists()
-    resumed = _result(_run(tmp_path / "b"))
+    resumed = _result(_run(tmp_path / "b", *mode))
     assert resumed["steps"] == uninterrupted["steps"] == 12
     for key in ("policy", "policy_optimizer", "model"):
         assert len(resumed[key]) == len(uninterrupted[key])

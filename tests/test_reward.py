@@ -60,3 +60,18 @@ def test_clean_slice_weights_average_the_last_examples():
     w = mode.comparison_weights(tf.constant(5), sample_weight=tf.constant([1, 1, 1, 1, 0.5]))
     np.testing.assert_allclose(w.numpy(), [0, 0, 0, 2.5, 1.25])
     assert RewardMode().comparison_weights(tf.constant(5)) is None
+
+
+def test_held_out_rewards_this_steps_batch_along_the_held_out_gradient_and_keeps_nothing():
+    """The model puts the held-out gradient into the record; the mode rewards the record's
+    own actions along it, at every step, and leaves the pending state alone."""
+    mode, pending = RewardMode("next", "held_out"), PendingState("p")
+    assert mode.held_out and not mode.uses_previous_step
+    assert bool(mode.transforms(tf.constant(1))) and mode.comparison_weights(5) is None
+    for value in (1, 5):
+        target = mode.target(_record(value), pending)
+        assert bool(target.active)
+        np.testing.assert_array_equal(target.actions["p"].numpy(), [value] * 3)
+        np.testing.assert_allclose(target.direction[0].numpy(), [value, 2.0 * value])
+        mode.keep(_record(value), pending, transformed=True)
+        assert not bool(pending.valid.numpy())

@@ -34,6 +34,10 @@ raises ``TypeError``), applied in this order:
 - ``seed``: seed of the hold-out, subset and shuffle draws (``None``: fresh random draws;
   not allowed with ``validation_size``).
 
+``held_out_split(images, labels, share, seed)`` holds a stratified share out of arrays
+already loaded (the same rule as ``validation_size``), e.g. for
+``GARModel(clean_comparison="held_out")``.
+
 Fashion-MNIST is searched for, in order, in:
 
 1. ``data_dir``, if given;
@@ -67,10 +71,37 @@ import tensorflow as tf
 
 from gar_tf.datasets import _idx
 from gar_tf.datasets._idx import FASHION_MNIST_CLASSES
-from gar_tf.datasets._options import Options, cached_stats, finish
+from gar_tf.datasets._options import Options, cached_stats, finish, holdout_indices
 from gar_tf.datasets._tfds import load_tfds
 
-__all__ = ["FASHION_MNIST_CLASSES", "load_fashion_mnist", "load_mnist", "load_tfds"]
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "held_out_split",
+    "load_fashion_mnist",
+    "load_mnist",
+    "load_tfds",
+]
+
+
+def held_out_split(
+    images: np.ndarray, labels: np.ndarray, share: float = 0.2, seed: int = 0
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``((train images, labels), (held-out images, labels))``: a stratified share held out.
+
+    ``round(share * N)`` items are held out, each class in proportion to its size, drawn
+    with ``seed``: the same rule as the loaders' ``validation_size`` option. Both parts keep
+    the original order. For ``GARModel(clean_comparison="held_out")`` (docs/method.md §4),
+    whose comparison batches the model never trains on (the reference code holds out 20%).
+    """
+    if not 0 < share < 1:
+        raise ValueError(f"share must be in (0, 1), got {share}")
+    labels = np.asarray(labels)
+    size = round(share * len(labels))
+    if size < 1:
+        raise ValueError(f"share={share} of {len(labels)} items holds out none")
+    held = holdout_indices(labels, size, seed)
+    kept = np.setdiff1d(np.arange(len(labels)), held)
+    return (images[kept], labels[kept]), (images[held], labels[held])
 
 
 def _load_idx(

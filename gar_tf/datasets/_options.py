@@ -92,7 +92,7 @@ def cached_stats(
     return _STATS_CACHE[key]
 
 
-def _holdout(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+def holdout_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Sorted indices of ``size`` items, each class held out in proportion to its size."""
     if size >= len(labels):
         raise ValueError(f"validation_size={size} leaves none of the {len(labels)} images to train")
@@ -148,7 +148,7 @@ def finish(
     """
     keep = np.arange(len(labels))
     if options.validation_size and split in ("train", "validation"):
-        held = _holdout(labels, options.validation_size, options.seed)
+        held = holdout_indices(labels, options.validation_size, options.seed)
         keep = held if split == "validation" else np.setdiff1d(keep, held)
     if options.subset_per_class is not None:
         keep = keep[
