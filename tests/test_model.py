@@ -4,41 +4,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import relative_error
+from conftest import RecordingPolicy, relative_error
 
 import gar_tf
 
 L = keras.layers
 LOSS = keras.losses.sparse_categorical_crossentropy
 B, STEPS, LR = 8, 4, 0.1
-
-
-class RecordingPolicy(gar_tf.Policy):
-    """Deterministic: its actions are the example ids the data carries; update() records."""
-
-    def __init__(self, steps, batch, **kwargs):
-        super().__init__(acts_in="pipeline", name="ids", **kwargs)
-        self.theta = self.add_policy_weight("theta", (1,))
-        self.rewards = self.add_weight(shape=(steps, batch), initializer="zeros", trainable=False)
-        self.actions = self.add_weight(
-            shape=(steps, batch), initializer="zeros", dtype="int32", trainable=False
-        )
-        self.calls = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False)
-
-    def sample(self, batch_size):
-        raise AssertionError("an in-pipeline policy is never asked to sample")
-
-    def log_prob(self, actions):
-        return tf.zeros(tf.shape(actions)) + self.theta[0]
-
-    def update(self, rewards, actions, active=True):
-        def record():
-            row = self.calls.value
-            self.rewards.assign(tf.tensor_scatter_nd_update(self.rewards.value, [[row]], [rewards]))
-            self.actions.assign(tf.tensor_scatter_nd_update(self.actions.value, [[row]], [actions]))
-            self.calls.assign_add(1)
-
-        tf.cond(active, record, lambda: None)
 
 
 def _backbone(seed=0):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import brute_force_alignment, random_direction, relative_error
+from conftest import RecordingPolicy, brute_force_alignment, random_direction, relative_error
 from keras import ops
 
 import gar_tf
@@ -197,30 +197,6 @@ def test_a_model_that_fixes_the_batch_size_is_refused():
         gar_tf.AlignmentEngine(model).plan_for(tf.constant(x))
 
 
-class RecordingPolicy(gar_tf.Policy):
-    """Acts in the pipeline (its actions are example ids); update() keeps the rewards."""
-
-    def __init__(self, steps, **kwargs):
-        super().__init__(acts_in="pipeline", name="ids", **kwargs)
-        self.theta = self.add_policy_weight("theta", (1,))
-        self.rewards = self.add_weight(shape=(steps, B), initializer="zeros", trainable=False)
-        self.calls = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False)
-
-    def sample(self, batch_size):
-        raise AssertionError("an in-pipeline policy is never asked to sample")
-
-    def log_prob(self, actions):
-        return tf.zeros(tf.shape(actions)) + self.theta[0]
-
-    def update(self, rewards, actions, active=True):
-        def record():
-            row = self.calls.value
-            self.rewards.assign(tf.tensor_scatter_nd_update(self.rewards.value, [[row]], [rewards]))
-            self.calls.assign_add(1)
-
-        tf.cond(active, record, lambda: None)
-
-
 def _brute_force_fit_rewards(model, x, y, steps, lr):
     """``reward="next"`` by brute force: r_i = <g_i(theta_t), G_{t+1}(theta_{t+1})> / B."""
     variables = model.trainable_variables
@@ -252,7 +228,7 @@ def test_fit_rewards_a_positional_embedding_exactly(kind):
     y = np.arange(steps * B) % CLASSES
     model, _, _ = _model(kind, "positional", length)
     initial = [v.numpy() for v in model.weights]
-    policy = RecordingPolicy(steps)
+    policy = RecordingPolicy(steps, B)
     data = (
         tf.data.Dataset.from_tensor_slices((x, y, np.arange(len(y), dtype=np.int32)))
         .map(lambda a, b, i: (a, b, None, {"ids": i}))
