@@ -118,7 +118,7 @@ def build_plan(
         if isinstance(layer, exclude):
             excluded.append(layer)
             continue
-        rule, why_not = rules.rule_for(layer), rules.why_not(layer)
+        rule, why_not = rules.match(layer)
         if rule is None:
             unsupported.append((layer, why_not))
             if why_not and not strict:

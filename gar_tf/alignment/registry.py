@@ -100,14 +100,14 @@ class RuleRegistry:
 
     def rule_for(self, layer: keras.layers.Layer) -> LayerRule | None:
         """The rule that applies to ``layer`` as it is now, or None (see ``why_not``)."""
-        return self._resolve(layer)[0]
+        return self.match(layer)[0]
 
     def why_not(self, layer: keras.layers.Layer) -> str | None:
         """Why the rule registered for a class of ``layer`` does not apply to it, or None
         (a rule applies, or none is registered)."""
-        return self._resolve(layer)[1]
+        return self.match(layer)[1]
 
-    def _resolve(self, layer: keras.layers.Layer) -> tuple[LayerRule | None, str | None]:
+    def match(self, layer: keras.layers.Layer) -> tuple[LayerRule | None, str | None]:
         """(rule, None) when a rule applies; (None, reason) when the rule registered for a
         class in its MRO does not: it overrides that class's ``call``, has trainable weights
         the rule does not cover, lacks the rule's activation attribute, or LoRA or
