@@ -1,8 +1,9 @@
 """Step time and peak memory of GARModel vs a plain Keras model vs a vectorized_map reward.
 
-On a 4-conv + 2-dense CNN (no BatchNorm), batch 128 of 32x32x3 random-normal images
-with random labels (a speed benchmark: the pixel values do not change the cost), it
-trains three variants from the same initial weights with ``model.fit``:
+For each backbone of the scale table (a 4-conv CNN, the same 3x wider, an MLP, a
+2-block Transformer encoder, a ResNet-20 of width 64; random inputs and labels: a speed
+benchmark, the values do not change the cost), it trains three variants from the same
+initial weights with ``model.fit``:
 
 * ``plain``: the backbone itself, a ``keras.Model``;
 * ``gar``: ``gar_tf.GARModel(backbone)``, computing and logging the "next" reward;
@@ -33,8 +34,15 @@ sys.path.insert(0, str(ROOT))
 from gar_tf_trainers import _cli  # noqa: E402
 
 VARIANTS = ("plain", "gar", "vmap")
-GOAL_GAR_OVER_PLAIN = 1.25
-GOAL_VMAP_OVER_GAR = 5.0
+BACKBONES = ("cnn", "cnn-wide", "mlp", "transformer", "resnet20-w64")
+#: the reward engine v2 goals (issue 11): GAR / plain per backbone.
+GOAL_GAR_OVER_PLAIN = {
+    "cnn": 1.10,
+    "cnn-wide": 1.10,
+    "mlp": 1.10,
+    "transformer": 1.05,
+    "resnet20-w64": 1.10,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,7 +51,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--batch-size", type=int, default=128, help="examples per step")
+    parser.add_argument(
+        "--backbones",
+        nargs="+",
+        choices=BACKBONES,
+        default=list(BACKBONES),
+        help="rows of the scale table (docs/benchmarks.md describes each)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="examples per step (default: each backbone's own, 64-256, docs/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--vmap-max-gib",
+        type=float,
+        default=2.0,
+        help="skip the vmap variant where its per-example gradients [batch, parameters] "
+        "would exceed this many GiB, or where the backbone has BatchNorm (a per-example "
+        "gradient of a batch-coupled model is not the reward)",
+    )
+    parser.add_argument(
+        "--out", default=None, help="also write the records as JSON (docs/results/overhead.json)"
+    )
     parser.add_argument(
         "--rounds",
         type=int,
@@ -91,12 +122,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(  # internal: the parent runs one such child per variant
         "--child", choices=VARIANTS, help=argparse.SUPPRESS
     )
+    parser.add_argument("--child-backbone", choices=BACKBONES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps_per_round, args.memory_steps = 2, 4, 3
     problems = (
         _cli.at_least(args, 2, "steps_per_round")
-        + _cli.at_least(args, 1, "rounds", "batch_size")
+        + _cli.at_least(args, 1, "rounds")
+        + (_cli.at_least(args, 1, "batch_size") if args.batch_size is not None else [])
+        + _cli.positive(args, "vmap_max_gib")
         + _cli.at_least(args, 0, "warmup_rounds", "memory_steps")
         + _cli.positive(args, "learning_rate")
     )
@@ -114,22 +148,32 @@ def proc_status_kib(field: str) -> int:
 
 
 def run_child(args: argparse.Namespace) -> None:
-    """Trains one variant for ``--memory-steps`` steps and prints its memory as JSON."""
+    """Trains one variant of one backbone for ``--memory-steps`` steps; prints its memory
+    (and, for GAR, the bytes of its pending state) as JSON."""
     from _overhead_models import build_backbone, make_dataset, make_variant
 
-    backbone = build_backbone(args.seed)
+    backbone = build_backbone(args.seed, args.child_backbone)
     model = make_variant(args.child, backbone, backbone.get_weights(), args)
-    dataset = make_dataset(args.memory_steps, args.batch_size, args.seed)
+    dataset = make_dataset(args.memory_steps, args.batch_size, args.seed, backbone)
     before = proc_status_kib("VmRSS")
     model.fit(dataset, epochs=1, verbose=0, shuffle=False)
-    print(json.dumps({"before_kib": before, "peak_kib": proc_status_kib("VmHWM")}))
+    pending = getattr(model, "pending_bytes", None)
+    if args.child == "vmap":
+        pending = int(model.pending.numpy().nbytes)
+    print(
+        json.dumps(
+            {"before_kib": before, "peak_kib": proc_status_kib("VmHWM"), "pending_bytes": pending}
+        )
+    )
 
 
-def measure_memory(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def measure_memory(
+    args: argparse.Namespace, backbone: str, variants: list[str]
+) -> dict[str, dict[str, float]]:
     """Per variant, peak RSS (MiB) of a child process training only that variant."""
     out = {}
-    for name in VARIANTS:
-        command = [sys.executable, __file__, "--child", name]
+    for name in variants:
+        command = [sys.executable, __file__, "--child", name, "--child-backbone", backbone]
         command += ["--memory-steps", str(args.memory_steps), "--seed", str(args.seed)]
         command += ["--batch-size", str(args.batch_size)]
         command += ["--learning-rate", str(args.learning_rate)]
@@ -139,6 +183,7 @@ def measure_memory(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         out[name] = {
             "peak": data["peak_kib"] / 1024,
             "training": (data["peak_kib"] - data["before_kib"]) / 1024,
+            "pending_bytes": data["pending_bytes"],
         }
         print(f"  memory of {name}: {out[name]['peak']:.0f} MiB peak", flush=True)
     return out
@@ -174,101 +219,103 @@ def quantile(values: list[float], q: float) -> float:
     return float(np.quantile(values, q))
 
 
-def report(
-    rounds: dict[str, list[list[float]]],
-    memory: dict[str, dict[str, float]],
-    check: dict[str, float],
-    info: dict[str, str],
-    args: argparse.Namespace,
-) -> None:
-    """Prints the machine, the reward check, the markdown table and the goal verdicts."""
-    print("\n## Machine\n")
-    for key, value in info.items():
-        print(f"- {key}: {value}")
-    print(
-        "\nData: random-normal 32x32x3 images, random labels (speed benchmark). "
-        f"Batch {args.batch_size}, SGD lr {args.learning_rate}, sparse CE from logits, "
-        "steps_per_execution=1, jit_compile off (auto = off on CPU). vmap baseline: "
-        f"batch gradient by {args.vmap_gradient!r} (--vmap-gradient)."
-    )
-    print("\n## Reward check (batch 0 rewarded with G_1)\n")
+LABELS = {
+    "plain": "plain `keras.Model`",
+    "gar": "`GARModel` (next reward)",
+    "vmap": "`vectorized_map` reward",
+}
+
+
+def print_check(check: dict[str, float]) -> None:
+    """The reward check of one backbone: GAR's logged statistics (and the vmap rewards)
+    against ``gar_tf.per_example_alignment``."""
     print(
         f"- reference (gar_tf.per_example_alignment): mean {check['reference_mean']:.4e}, "
-        f"std {check['reference_std']:.4e}"
+        f"std {check['reference_std']:.4e}; GARModel logged: mean {check['gar_mean']:.4e}, "
+        f"std {check['gar_std']:.4e} (|diff| / max|r|: {check['gar_mean_rel_error']:.1e}, "
+        f"{check['gar_std_rel_error']:.1e})"
     )
-    print(
-        f"- GARModel logged: mean {check['gar_mean']:.4e}, std {check['gar_std']:.4e} "
-        f"(|diff| / max|r|: {check['gar_mean_rel_error']:.1e}, {check['gar_std_rel_error']:.1e})"
-    )
-    print(
-        f"- vmap baseline: mean {check['vmap_mean']:.4e}, std {check['vmap_std']:.4e}, "
-        f"max |r_vmap - r_ref| / max|r| = {check['vmap_max_rel_error']:.1e}"
-    )
-    worst = max(
-        check["vmap_max_rel_error"], check["gar_mean_rel_error"], check["gar_std_rel_error"]
-    )
-    print(f"- agreement: {'yes' if worst < 1e-3 else 'NO'} (worst relative error {worst:.1e})")
+    if "vmap_max_rel_error" in check:
+        print(f"- vmap baseline: max |r_vmap - r_ref| / max|r| = {check['vmap_max_rel_error']:.1e}")
+    errors = [v for k, v in check.items() if k.endswith("rel_error")]
+    print(f"- agreement: {'yes' if max(errors) < 1e-3 else 'NO'} (worst {max(errors):.1e})")
 
+
+def summarise(rounds: dict[str, list[list[float]]], memory: dict) -> dict[str, dict]:
+    """Per variant: median / quartile / fastest ms per step, ratio to plain (of the medians
+    and the median of per-round ratios), peak RSS and pending bytes."""
     steps = {name: [t for r in times for t in r] for name, times in rounds.items()}
     median = {name: statistics.median(t) for name, t in steps.items()}
-    print("\n## Step time and peak memory\n")
-    print(
-        "| variant | median ms/step | p25–p75 ms | fastest ms | timed steps | × plain "
-        "| peak RSS MiB | RSS growth in fit MiB |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    labels = {
-        "plain": "plain `keras.Model`",
-        "gar": "`GARModel` (next reward)",
-        "vmap": "`vectorized_map` reward",
-    }
-    for name in VARIANTS:
-        t = steps[name]
-        mem = memory.get(name)
-        peak = f"{mem['peak']:.0f}" if mem else "n/a"
-        growth = f"{mem['training']:.0f}" if mem else "n/a"
-        print(
-            f"| {labels[name]} | {1e3 * median[name]:.1f} | {1e3 * quantile(t, 0.25):.1f}–"
-            f"{1e3 * quantile(t, 0.75):.1f} | {1e3 * min(t):.1f} | {len(t)} "
-            f"| {median[name] / median['plain']:.2f} "
-            f"| {peak} | {growth} |"
-        )
-
-    def per_round(a: str, b: str) -> list[float]:
-        return [
-            statistics.median(ra) / statistics.median(rb) for ra, rb in zip(rounds[a], rounds[b])
+    out = {}
+    for name, t in steps.items():
+        paired = [
+            statistics.median(a) / statistics.median(b)
+            for a, b in zip(rounds[name], rounds["plain"])
         ]
+        mem = memory.get(name, {})
+        out[name] = {
+            "median_ms": 1e3 * median[name],
+            "p25_ms": 1e3 * quantile(t, 0.25),
+            "p75_ms": 1e3 * quantile(t, 0.75),
+            "fastest_ms": 1e3 * min(t),
+            "timed_steps": len(t),
+            "over_plain": median[name] / median["plain"],
+            "over_plain_per_round": statistics.median(paired),
+            "peak_rss_mib": mem.get("peak"),
+            "rss_growth_mib": mem.get("training"),
+            "pending_bytes": mem.get("pending_bytes"),
+        }
+    return out
 
-    print("\n## Goals (verdict on the ratio of the medians)\n")
-    for (a, b), goal, better in (
-        (("gar", "plain"), GOAL_GAR_OVER_PLAIN, "≤"),
-        (("vmap", "gar"), GOAL_VMAP_OVER_GAR, "≥"),
-    ):
-        ratio = median[a] / median[b]
-        paired = per_round(a, b)
-        met = ratio <= goal if better == "≤" else ratio >= goal
-        print(
-            f"- {a} / {b} {better} {goal}: {ratio:.2f} → {'met' if met else 'NOT met'} "
-            f"(median of per-round ratios {statistics.median(paired):.2f}, range "
-            f"{min(paired):.2f}–{max(paired):.2f}; fastest-step ratio "
-            f"{min(steps[a]) / min(steps[b]):.2f})"
-        )
+
+def _mib(value) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def print_scale_table(rows: list[dict]) -> None:
+    """The markdown scale table: one row per backbone and variant."""
+    print("\n## Scale table\n")
     print(
-        "\nStep time: wall time between on_train_batch_begin and on_train_batch_end, "
-        f"{args.warmup_rounds} warm-up round(s) and the first step of every fit() call "
-        "dropped. Peak memory: VmHWM (peak resident set) from /proc/self/status of a "
-        f"child process that builds one variant and fits it for {args.memory_steps} steps "
-        "(tf.config.experimental.get_memory_info is not available for CPU:0); growth is "
-        "VmHWM minus VmRSS just before fit() (tracing, activations, gradients, pending state)."
+        "| backbone | params | batch | variant | median ms/step | p25–p75 ms | × plain "
+        "| per-round × plain | peak RSS MiB | pending state MiB |"
     )
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        for name, v in row["variants"].items():
+            pending = v["pending_bytes"]
+            print(
+                f"| {row['backbone']} | {row['params']:,} | {row['batch']} | {LABELS[name]} "
+                f"| {v['median_ms']:.1f} | {v['p25_ms']:.1f}–{v['p75_ms']:.1f} "
+                f"| {v['over_plain']:.2f} | {v['over_plain_per_round']:.2f} "
+                f"| {_mib(v['peak_rss_mib'])} "
+                f"| {'n/a' if pending is None else f'{pending / 2**20:.1f}'} |"
+            )
+        if row["skipped"]:
+            print(f"| {row['backbone']} | | | vmap skipped: {row['skipped']} | | | | | | |")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Runs the benchmark (or, with ``--child``, one memory measurement)."""
-    args = parse_args(argv)
-    if args.child:
-        run_child(args)
-        return
+#: backbones whose vmap baseline crashes the process: tf.vectorized_map of the
+#: Transformer's train step segfaults in TF 2.21's CPU kernels (measured 2026-12-02).
+VMAP_CRASHES = ("transformer",)
+
+
+def vmap_skip_reason(name: str, backbone, batch: int, max_gib: float) -> str | None:
+    """Why the vmap baseline does not run on ``backbone`` (see ``--vmap-max-gib``), or None."""
+    import keras
+
+    if name in VMAP_CRASHES:
+        return "tf.vectorized_map of this model segfaults (TF 2.21 CPU)"
+    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in backbone.layers):
+        return "BatchNorm couples the examples"
+    gib = batch * backbone.count_params() * 4 / 2**30
+    if gib > max_gib:
+        return f"per-example gradients would take {gib:.1f} GiB (> --vmap-max-gib {max_gib})"
+    return None
+
+
+def run_backbone(name: str, args: argparse.Namespace) -> dict:
+    """Reward check, interleaved timing and memory of one backbone's variants."""
+    from _overhead_models import BACKBONES as DESCRIPTIONS
     from _overhead_models import (
         build_backbone,
         check_rewards,
@@ -277,23 +324,67 @@ def main(argv: list[str] | None = None) -> None:
         time_variants,
     )
 
-    started = time.perf_counter()
-    info = machine_info()
-    backbone = build_backbone(args.seed)
+    args = argparse.Namespace(**vars(args))
+    args.batch_size = args.batch_size or DESCRIPTIONS[name][1]
+    backbone = build_backbone(args.seed, name)
     weights = backbone.get_weights()
-    print(f"backbone: {backbone.count_params():,} parameters", flush=True)
-    print("checking that the rewards agree...", flush=True)
-    check = check_rewards(backbone, weights, args)
-    print("timing (variants interleaved in rounds)...", flush=True)
-    models = {name: make_variant(name, backbone, weights, args) for name in VARIANTS}
-    dataset = make_dataset(args.steps_per_round, args.batch_size, args.seed)
+    skipped = vmap_skip_reason(name, backbone, args.batch_size, args.vmap_max_gib)
+    variants = [v for v in VARIANTS if not (v == "vmap" and skipped)]
+    print(f"\n# {name}: {DESCRIPTIONS[name][0]}", flush=True)
+    print(f"{backbone.count_params():,} parameters, batch {args.batch_size}", flush=True)
+    check = check_rewards(backbone, weights, args, with_vmap="vmap" in variants)
+    print_check(check)
+    models = {v: make_variant(v, backbone, weights, args) for v in variants}
+    dataset = make_dataset(args.steps_per_round, args.batch_size, args.seed, backbone)
     rounds = time_variants(models, dataset, args)
-    memory = {}
-    if args.memory_steps:
-        print("measuring peak memory (one child process per variant)...", flush=True)
-        memory = measure_memory(args)
-    report(rounds, memory, check, info, args)
-    print(f"\nTotal time: {time.perf_counter() - started:.0f} s")
+    memory = measure_memory(args, name, variants) if args.memory_steps else {}
+    return {
+        "backbone": name,
+        "description": DESCRIPTIONS[name][0],
+        "params": backbone.count_params(),
+        "batch": args.batch_size,
+        "check": check,
+        "variants": summarise(rounds, memory),
+        "skipped": skipped,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the benchmark (or, with ``--child``, one memory measurement)."""
+    args = parse_args(argv)
+    if args.child:
+        run_child(args)
+        return
+    started = time.perf_counter()
+    rows = [run_backbone(name, args) for name in args.backbones]
+    info = machine_info()
+    print("\n## Machine\n")
+    for key, value in info.items():
+        print(f"- {key}: {value}")
+    print_scale_table(rows)
+    print("\n## Goals (GAR / plain, ratio of the medians)\n")
+    for row in rows:
+        ratio = row["variants"]["gar"]["over_plain"]
+        goal = GOAL_GAR_OVER_PLAIN[row["backbone"]]
+        verdict = "met" if ratio <= goal else "NOT met"
+        print(f"- {row['backbone']}: {ratio:.2f} (goal ≤ {goal}: {verdict})")
+    print(
+        "\nStep time: wall time between on_train_batch_begin and on_train_batch_end, "
+        f"{args.warmup_rounds} warm-up round(s) and the first step of every fit() call "
+        "dropped; variants interleaved in rounds, order rotated. Peak memory: VmHWM of a child "
+        f"process fitting one variant for {args.memory_steps} steps. Pending state: both "
+        "buffers of GARModel.pending_bytes; the vmap baseline's [batch, parameters] variable."
+    )
+    total = time.perf_counter() - started
+    print(f"\nTotal time: {total:.0f} s")
+    if args.out:
+        record = {
+            "command": "python benchmarks/overhead.py " + " ".join(argv or sys.argv[1:]),
+            "machine": info,
+            "seconds": round(total),
+            "rows": rows,
+        }
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -233,6 +233,12 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         return self.test_function
 
     @property
+    def pending_bytes(self) -> int:
+        """Bytes of the batch-t state kept until step t+1 (both buffers of
+        ``gar_tf.pending.PendingState``; 0 before the first step or without rewards)."""
+        return self._pending.nbytes
+
+    @property
     def reward(self) -> str:
         return self.mode.reward
 

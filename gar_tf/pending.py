@@ -61,6 +61,15 @@ class PendingState:
     def reset(self) -> None:
         self.valid.assign(False)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by both buffers (0 before the first step): the memory GAR keeps
+        between steps, for the last stored batch size."""
+        if self._buffers is None:
+            return 0
+        # The declared shapes leave the batch axis open: read each variable's own size.
+        return sum(int(tf.size(v)) * v.dtype.size for buffer in self._buffers for v in buffer)
+
     def checkpoint(self) -> dict[str, np.ndarray]:
         """``{"valid": ..., path: value}`` of the last stored tensors, for a checkpoint.
         With several replicas (one state each) only ``valid=False`` is kept."""

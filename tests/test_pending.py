@@ -90,3 +90,15 @@ def test_a_restored_state_that_does_not_fit_is_dropped_with_a_warning():
         fresh.read(_structure(1))
     assert not bool(fresh.valid.numpy())
     assert set(PendingState("e").checkpoint()) == {"valid"}
+
+
+def test_nbytes_counts_both_buffers_at_the_stored_batch_size():
+    state = PendingState("nbytes")
+    assert state.nbytes == 0
+    structure = {
+        "examples": {"x": tf.zeros([5, 3]), "n": tf.zeros([5], tf.int32)},
+        "fixed": {"w": tf.zeros([2, 2], tf.float64)},
+    }
+    state.store(structure)
+    one_buffer = 5 * 3 * 4 + 5 * 4 + 4 * 8
+    assert state.nbytes == 2 * one_buffer
