@@ -40,6 +40,9 @@ CORRUPTIONS = {
     "noise": {0: "noise"},
     "both": {0: "labels", 1: "noise"},
     "none": {},
+    "small": {0: "small"},  # clean, a quarter of the size of the others
+    "duplicate": {0: "duplicate"},  # clean, a quarter of its images, each 4 times
+    "sizes": {0: "small", 1: "duplicate"},
     "graded": None,  # label noise at --noise-rates, one rate per split
 }
 RULES = ("evidence", "reinforce")  # as gar_tf.SplitSampler (not imported before parsing)
@@ -54,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="labels",
         help="labels: split 0 gets random labels; noise: split 0's images are fresh white "
         "noise on every draw; both: labels on split 0 and noise on split 1; none: all clean; "
-        "graded: split i's labels replaced at random with probability --noise-rates[i]",
+        "graded: split i's labels replaced at random with probability --noise-rates[i]; "
+        "small: split 0 clean but a quarter of the size; duplicate: split 0 clean, a quarter "
+        "of its images each 4 times; sizes: small on split 0 and duplicate on split 1",
     )
     p.add_argument(
         "--noise-rates",
@@ -208,6 +213,13 @@ def check_graded(args: argparse.Namespace) -> list[str]:
             )
         if not all(0.0 <= r <= 1.0 for r in rates):
             problems.append(f"--noise-rates must be in [0, 1], got {rates}")
+    kinds = CORRUPTIONS[args.corruption] or {}
+    if {"small", "duplicate"} & set(kinds.values()) and train_size(args) // args.splits < 4:
+        problems.append(
+            f"--corruption {args.corruption} keeps a quarter of a split, but {train_size(args)} "
+            f"images in {args.splits} splits give {train_size(args) // args.splits} per split: "
+            f"pass --train-size >= {4 * args.splits}"
+        )
     if args.train_size is not None and not 1 <= args.train_size <= _cli.TRAIN_SIZE:
         problems.append(f"--train-size must be in 1..{_cli.TRAIN_SIZE}, got {args.train_size}")
     return problems
@@ -311,6 +323,10 @@ def make_splits(images, labels, k, corruption, seed, rates=None):
     rates = rates if corruption == "graded" else [0.0] * k
     splits = {}
     for i, (idx, kind) in enumerate(zip(parts, split_kinds(corruption, rates))):
+        if kind == "small":
+            idx = idx[: len(idx) // 4]
+        elif kind == "duplicate":
+            idx = np.tile(idx[: len(idx) // 4], 4)
         x = images[idx].astype(np.float32) / 255.0
         y = labels[idx].astype(np.int32)
         if kind == "labels":

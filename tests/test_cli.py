@@ -75,6 +75,8 @@ REFUSED = [
      "--runs oracle needs a clean split"),
     ("split_mixture", ["--corruption", "both", "--splits", "2"], "--splits >= 3"),
     ("split_mixture", ["--splits", "1"], "--splits must be >= 2"),
+    ("split_mixture", ["--corruption", "sizes", "--train-size", "12"], "--train-size >= 16"),
+    ("split_mixture", ["--corruption", "sizes", "--splits", "1"], "--splits must be >= 2"),
     ("split_mixture", ["--min-probability", "0.5"], "[0, 1/4)"),
     ("split_mixture", ["--clean-size", "128"], "--clean-size must be in [0, "),
     ("split_mixture", ["--batch-size", "0"], "--batch-size must be >= 1"),
