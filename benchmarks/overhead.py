@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": round(total),
             "rows": rows,
         }
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+        Path(args.out).write_text(json.dumps(record, indent=1, default=float) + "\n")
 
 
 if __name__ == "__main__":
