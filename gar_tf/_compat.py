@@ -144,6 +144,11 @@ def autocast_scope(dtype):
     return _private("keras.src.backend", "AutocastScope")(dtype)
 
 
+def in_stateless_scope() -> bool:
+    """Whether a ``keras.StatelessScope`` is open (variables read from its mapping)."""
+    return _private("keras.src.backend.common.stateless_scope", "in_stateless_scope")()
+
+
 # --- tf.distribute ------------------------------------------------------------------------------
 
 

@@ -86,6 +86,10 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         strict: raise for layers without a rule instead of the exact fallback.
         rules: the alignment :class:`gar_tf.RuleRegistry` (default: the process-wide
             one). Not saved with the model: a loaded model uses the process-wide one.
+        paths: how each rule layer's reward is computed: ``"auto"`` (a cost model),
+            ``"tangent"``, ``"materialised"`` or ``{layer name: path}`` (docs/method.md
+            §12); ``model.engine.describe(x)`` shows the choice. Every path gives the same
+            rewards up to round-off.
 
     ``G`` is the gradient of the compiled loss (including regularisation losses)
     before the optimizer's own clipping and weight decay.
@@ -103,6 +107,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         exclude: Sequence[type] = DEFAULT_EXCLUDED,
         strict: bool = False,
         rules: RuleRegistry | None = None,
+        paths: str | dict[str, str] = "auto",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -133,6 +138,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         self.exclude = tuple(exclude)
         self.strict = strict
         self.rules = rules
+        self.paths = paths if isinstance(paths, str) else dict(paths)
         if compute_rewards:  # a run without rewards logs no reward statistics
             self.reward_mean = keras.metrics.Mean(name="reward_mean")
             self.reward_std = keras.metrics.Mean(name="reward_std")
@@ -165,6 +171,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
                 strict=self.strict,
                 similarity=self.similarity,
                 rules=self.rules,
+                paths=self.paths,
             )
             self._engine_variables = variables
         return self._engine
@@ -334,14 +341,16 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
 
     def _forward_backward(self, x, y, sample_weight, batch, actions):
         """Forward/backward with recording: ``(y_pred, gradient for the optimizer,
-        StepRecord)``; the record's gradients are raw (unscaled, summed over replicas)."""
+        StepRecord)``; the record's gradients are raw (unscaled, summed over replicas).
+        Materialised layers (docs/method.md §12) get their batch gradient as the sum of
+        their per-example gradients, unless a clean slice needs autodiff's."""
         if not self.backbone.built:  # e.g. a Sequential without Input: build it as Keras would
             self.backbone.build(tf.nest.map_structure(lambda t: tuple(t.shape), x))
         variables = self.backbone.trainable_variables
         comparison_weights = self.mode.comparison_weights(batch, sample_weight)
         with tf.GradientTape(persistent=comparison_weights is not None) as tape:
             if self.compute_rewards:
-                with self.engine.recording(x) as rec:
+                with self.engine.recording(x, detach=comparison_weights is None) as rec:
                     y_pred = self(x, training=True)
                 outputs = rec.outputs
             else:
@@ -355,17 +364,18 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
                 # The clean slice's mean compiled loss (no regularisation losses).
                 comparison_loss = _compat.compiled_loss(self, y, y_pred, comparison_weights)
         grads = tape.gradient(scaled_loss, variables + outputs)
-        gradient = _dense(variables, grads[: len(variables)])
         if not self.compute_rewards:
-            return y_pred, gradient, None
+            return y_pred, _dense(variables, grads[: len(variables)]), None
+        states = self.engine.materialise(rec.states(grads[len(variables) :]))
+        gradient = _dense(variables, self.engine.batch_gradients(grads[: len(variables)], states))
         raw = self._unscaled(loss, scaled_loss)
         comparison = [raw(g) for g in gradient]
         if comparison_weights is not None:
             comparison = _dense(variables, tape.gradient(comparison_loss, variables))
         if self.mode.held_out:  # the held-out batch gives it, after the update
             comparison = []
-        deltas = [None if g is None else raw(g) for g in grads[len(variables) :]]
-        now = StepRecord(rec.states(deltas), actions, all_reduce_sum(comparison))
+        states = [state.mapped(raw) for state in states]
+        now = StepRecord(states, actions, all_reduce_sum(comparison))
         return y_pred, gradient, now
 
     def _unscaled(self, loss, scaled_loss):
@@ -408,6 +418,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             "compute_rewards": self.compute_rewards,
             "exclude": [keras.saving.get_registered_name(t) for t in self.exclude],
             "strict": self.strict,
+            "paths": self.paths,
         }
 
     @classmethod

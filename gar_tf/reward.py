@@ -165,8 +165,6 @@ def rewards(engine: AlignmentEngine, target: Target, mode: RewardMode) -> tf.Ten
     if tf.get_static_value(target.active) is True:
         return aligned()
     actions = list(target.actions.values())
-    if actions:
-        count = tf.shape(actions[0])[0]
-    else:
-        count = mode.rewarded(tf.shape(target.states[0].grads[0])[0])
+    first = target.states[0]
+    count = tf.shape(actions[0])[0] if actions else mode.rewarded(first.batch_size())
     return tf.cond(target.active, aligned, lambda: tf.zeros([count]))

@@ -10,16 +10,18 @@ the covered weights, and without cross-example coupling ``r_i = <grad l_i, V> / 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import tensorflow as tf
 
 from gar_tf._compat import autocast_scope
+from gar_tf.alignment import paths as reward_paths
 from gar_tf.alignment.plan import DEFAULT_EXCLUDED, Plan, Unit, build_plan, fold_into_model
 from gar_tf.alignment.registry import RuleRegistry
-from gar_tf.alignment.tap import CallState, Recording, loss_facing, recording, unbatched_units
+from gar_tf.alignment.tap import CallState, Recording, loss_facing, probe, recording
 
 SIMILARITIES = ("dot", "cosine")
 _EPSILON = 1e-12
@@ -55,6 +57,10 @@ class AlignmentEngine:
             weight tensor and summed over tensors (docs/method.md §3).
         rules: the :class:`RuleRegistry` to use (default: the process-wide one;
             ``gar_tf.default_rules()`` gives a copy to scope additions).
+        paths: how each rule layer's reward is computed (docs/method.md §12):
+            ``"auto"`` (the cost model of ``gar_tf.alignment.paths``), ``"tangent"`` or
+            ``"materialised"`` for every layer that has it, or ``{layer name: path}``
+            (the rest ``"auto"``). :meth:`describe` shows the choice.
     """
 
     def __init__(
@@ -65,12 +71,15 @@ class AlignmentEngine:
         strict: bool = False,
         similarity: str = "dot",
         rules: RuleRegistry | None = None,
+        paths: str | Mapping[str, str] = "auto",
     ) -> None:
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
         self.model = model
         self.similarity = similarity
         self.plan: Plan = build_plan(model, tuple(exclude), strict, rules)
+        reward_paths.check_choice(paths, [u.layer.name for u in self.plan.units if u.rule])
+        self.paths = paths
         if similarity == "cosine" and self.plan.fallback_layers:
             names = ", ".join(layer.name for layer in self.plan.fallback_layers)
             raise ValueError(
@@ -79,7 +88,7 @@ class AlignmentEngine:
                 "Register rules for them, exclude them, or use similarity='dot'."
             )
         self._var_index = {id(v): i for i, v in enumerate(model.trainable_variables)}
-        self._plans: dict[tuple, Plan] = {}
+        self._plans: dict[tuple, tuple[Plan, list[reward_paths.PathCost]]] = {}
 
     @property
     def covered_variables(self) -> list[keras.Variable]:
@@ -89,13 +98,17 @@ class AlignmentEngine:
     def plan_for(self, x, training: bool = True) -> Plan:
         """The plan for ``model(x, training=training)``: :attr:`plan` with the units that
         have a call without the batch of ``x`` on axis 0 folded into one whole-model unit
-        (``plan.fold_into_model``). Decided once per input signature by tracing the model
-        at two batch sizes (``tap.unbatched_units``), never from a tensor's own shape.
+        (``plan.fold_into_model``) and each rule unit's path chosen (``paths.choose``).
+        Decided once per input signature by tracing the model at two batch sizes
+        (``tap.probe``), never from a tensor's own shape.
 
         Raises:
             ValueError: the model's outputs lack the batch axis, or ``similarity="cosine"``
                 with such calls (the message names the layers).
         """
+        return self._planned(x, training)[0]
+
+    def _planned(self, x, training: bool) -> tuple[Plan, list[reward_paths.PathCost]]:
         x = tf.nest.map_structure(tf.convert_to_tensor, x)
         key = (
             str(tf.nest.map_structure(lambda _: None, x)),
@@ -103,7 +116,7 @@ class AlignmentEngine:
             bool(training),
         )
         if key not in self._plans:
-            unbatched = unbatched_units(self.plan, self.model, x, training)
+            unbatched, calls = probe(self.plan, self.model, x, training)
             if unbatched and self.similarity == "cosine":
                 names = ", ".join(u.layer.name for u in unbatched)
                 raise ValueError(
@@ -112,13 +125,52 @@ class AlignmentEngine:
                     f"are called on tensors without the batch on axis 0: {names}. "
                     "Exclude them or use similarity='dot'."
                 )
-            self._plans[key] = fold_into_model(self.plan, self.model, unbatched)
+            folded = fold_into_model(self.plan, self.model, unbatched)
+            self._plans[key] = reward_paths.choose(folded, calls, self.paths)
         return self._plans[key]
 
-    def recording(self, x, *, training: bool = True):
+    def describe(self, x, training: bool = True) -> list[reward_paths.PathCost]:
+        """Per rule layer called on the batch axis: the path :meth:`plan_for` chose for
+        ``model(x)``, its extra FLOPs and the bytes it keeps until the next step, per
+        example, and the same for the other paths it has (docs/method.md §12)."""
+        return list(self._planned(x, training)[1])
+
+    def recording(self, x, *, training: bool = True, detach: bool = False):
         """Context manager recording the layer calls of ``model(x, training=training)``
-        (see ``tap.recording``), with the plan :meth:`plan_for` gives."""
-        return recording(self.plan_for(x, training))
+        (see ``tap.recording``), with the plan :meth:`plan_for` gives. ``detach``: the
+        materialised layers' weights get no autodiff gradient through these calls; add
+        :meth:`batch_gradients` of the states :meth:`materialise` returns."""
+        return recording(self.plan_for(x, training), detach=detach)
+
+    def materialise(self, states: Sequence[CallState]) -> list[CallState]:
+        """``states`` with each materialised unit's call holding its per-example weight
+        gradients ``g_i`` (float32) in place of its inputs and output gradients."""
+        out = []
+        for state in states:
+            if state.unit.path != "materialised":
+                out.append(state)
+                continue
+            x, _, delta = self._rule_arguments(state)
+            grads = state.unit.rule.per_example(state.unit.layer, x, delta)
+            per_example = {name: grads[name] for name in state.unit.variables}
+            out.append(dataclasses.replace(state, inputs=[], grads=[], per_example=per_example))
+        return out
+
+    def batch_gradients(
+        self, gradient: Sequence[tf.Tensor | None], states: Sequence[CallState]
+    ) -> list[tf.Tensor | None]:
+        """``gradient`` (one entry per ``model.trainable_variables``) plus ``sum_i g_i`` of
+        every detached call: the batch gradient autodiff skipped for them."""
+        gradient = list(gradient)
+        for state in states:
+            if not state.detached:
+                continue
+            for name, g in state.per_example.items():
+                variable = state.unit.variables[name]
+                i = self._var_index[id(variable)]
+                total = tf.cast(tf.reduce_sum(g, axis=0), variable.dtype)
+                gradient[i] = total if gradient[i] is None else gradient[i] + total
+        return gradient
 
     def check_direction(self, direction: Sequence[tf.Tensor | None]) -> None:
         """Raises ValueError unless ``direction`` matches ``model.trainable_variables``."""
@@ -142,7 +194,7 @@ class AlignmentEngine:
         """Per-example alignment [B] (float32) of the recorded batch with ``direction``."""
         terms: dict[tuple[int, str], list[tf.Tensor]] = {}
         grads: dict[tuple[int, str], list[tf.Tensor]] = {}
-        unit_ids = {id(u): i for i, u in enumerate(self.plan.units)}
+        units = {id(state.unit): state.unit for state in states}
         total = []
         for state in states:
             directions = self._unit_directions(state.unit, direction)
@@ -152,12 +204,12 @@ class AlignmentEngine:
                 total.append(self._dot(state, directions))
                 continue
             for name, (term, grad) in self._per_tensor(state, directions).items():
-                key = (unit_ids[id(state.unit)], name)
+                key = (id(state.unit), name)
                 terms.setdefault(key, []).append(term)
                 grads.setdefault(key, []).append(grad)
         if self.similarity == "cosine":
             for (u, name), parts in terms.items():
-                v = self._unit_directions(self.plan.units[u], direction)[name]
+                v = self._unit_directions(units[u], direction)[name]
                 g = tf.add_n(grads[(u, name)])
                 norm = tf.sqrt(sum_per_example(tf.square(g))) * tf.norm(v)
                 total.append(tf.add_n(parts) / (norm + _EPSILON))
@@ -196,6 +248,10 @@ class AlignmentEngine:
         return _float32(state.inputs[0]), weights, _float32(state.grads[0])
 
     def _dot(self, state: CallState, directions) -> tf.Tensor:
+        if state.per_example is not None:
+            return tf.add_n(
+                [sum_per_example(state.per_example[n] * v) for n, v in directions.items()]
+            )
         if state.unit.rule is None:
             return self._fallback(state, directions)
         unit = state.unit
@@ -206,6 +262,11 @@ class AlignmentEngine:
 
     def _per_tensor(self, state: CallState, directions):
         """{name: (dot term [B], per-example gradient [B, *shape])} for cosine."""
+        if state.per_example is not None:
+            return {
+                name: (sum_per_example(state.per_example[name] * v), state.per_example[name])
+                for name, v in directions.items()
+            }
         unit = state.unit
         x, weights, delta = self._rule_arguments(state)
         tangents = unit.rule.tangents(unit.layer, x, directions, weights)
@@ -330,6 +391,7 @@ def per_example_alignment(
     exclude: tuple[type, ...] = DEFAULT_EXCLUDED,
     strict: bool = False,
     rules: RuleRegistry | None = None,
+    paths: str | Mapping[str, str] = "auto",
 ) -> tf.Tensor:
     """Each example's share of ``<grad L, direction>``, shape [B], float32.
 
@@ -338,7 +400,8 @@ def per_example_alignment(
     weights; without cross-example coupling (no BatchNorm in training mode)
     ``r_i = w_i <grad l_i, direction> / B`` (docs/method.md §2). ``direction`` holds one
     tensor (or None) per ``model.trainable_variables`` entry; entries of excluded
-    weights (normalisation layers by default) are ignored.
+    weights (normalisation layers by default) are ignored. ``paths``: see
+    :class:`AlignmentEngine`; every path gives the same rewards up to round-off.
 
     Raises:
         ValueError: mismatching ``direction``, scalar or non-finite losses, or an
@@ -348,7 +411,7 @@ def per_example_alignment(
     if not model.built:
         model(x, training=False)
     engine = AlignmentEngine(
-        model, exclude=exclude, strict=strict, similarity=similarity, rules=rules
+        model, exclude=exclude, strict=strict, similarity=similarity, rules=rules, paths=paths
     )
     engine.check_direction(direction)
     rec: Recording
@@ -371,4 +434,4 @@ def per_example_alignment(
             )
         loss = tf.debugging.assert_all_finite(loss, "gar_tf: the batch loss is not finite.")
     grads = tape.gradient(loss, rec.outputs)
-    return engine.alignment(rec.states(grads), direction)
+    return engine.alignment(engine.materialise(rec.states(grads)), direction)

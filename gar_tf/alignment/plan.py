@@ -41,13 +41,15 @@ class Unit:
 
     ``rule`` is None for the fallback (an exact layer-local JVP). ``folded`` lists the
     layers whose weights a whole-model unit covers because some call of theirs has no
-    batch on axis 0 (see :func:`fold_into_model`).
+    batch on axis 0 (see :func:`fold_into_model`). ``path`` is how a rule unit's reward
+    is computed: ``"tangent"`` or ``"materialised"`` (``gar_tf.alignment.paths``).
     """
 
     layer: keras.layers.Layer
     variables: dict[str, keras.Variable]
     rule: LayerRule | None
     folded: tuple[keras.layers.Layer, ...] = ()
+    path: str = "tangent"
 
     @property
     def kind(self) -> str:

@@ -3,9 +3,11 @@
 A rule gives, for a layer whose pre-activation output ``z`` is linear in each of
 its weights, the directional derivative ``dz[W](V)`` of ``z`` along a direction
 ``V`` for that weight. The engine turns it into the per-example reward
-``r_i = sum(delta_i * dz_i)`` with ``delta = dL/dz``, so no per-example gradient is
-ever built. A :class:`RuleRegistry` maps layer types to rules; the built-in ones
-are in ``rules/``, one module per layer family.
+``r_i = sum(delta_i * dz_i)`` with ``delta = dL/dz`` (the "tangent" path). A rule may
+also give each example's weight gradient from ``x`` and ``delta`` in closed form (the
+"materialised" path) and the FLOPs of its tangent, from which ``paths`` chooses
+(docs/method.md §2, §12). A :class:`RuleRegistry` maps layer types to rules; the
+built-in ones are in ``rules/``, one module per layer family.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ TangentFn = Callable[
     [keras.layers.Layer, tf.Tensor, Mapping[str, tf.Tensor], Mapping[str, tf.Tensor]],
     Mapping[str, tf.Tensor],
 ]
+PerExampleFn = Callable[[keras.layers.Layer, tf.Tensor, tf.Tensor], Mapping[str, tf.Tensor]]
+FlopsFn = Callable[[keras.layers.Layer, tuple, tuple], int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +42,21 @@ class LayerRule:
             The engine records the output *before* that activation.
         needs_weights: whether ``z`` is not linear in each weight on its own
             (e.g. separable conv), so the rule needs the weights' values.
+        per_example: ``fn(layer, inputs, delta) -> {name: g}``, each example's
+            gradient ``g [B, *weight shape]`` of ``sum(delta * z)`` for every weight in
+            ``weights`` (float32 ``inputs`` and ``delta``), or None: the layer has only
+            the tangent path.
+        flops: ``fn(layer, input_shape, output_shape) -> int``, the FLOPs of one
+            example's tangent (shapes without the batch axis), or None (unknown: the
+            tangent path is kept).
     """
 
     tangents: TangentFn
     weights: tuple[str, ...]
     activation: str | None = "activation"
     needs_weights: bool = False
+    per_example: PerExampleFn | None = None
+    flops: FlopsFn | None = None
 
 
 class RuleRegistry:
@@ -87,12 +100,14 @@ class RuleRegistry:
         weights: tuple[str, ...] | list[str],
         activation: str | None = "activation",
         needs_weights: bool = False,
+        per_example: PerExampleFn | None = None,
+        flops: FlopsFn | None = None,
         replace: bool = False,
     ) -> Callable[[TangentFn], TangentFn]:
         """Decorator: registers ``fn`` as the rule for ``layer_type`` (see :class:`LayerRule`)."""
 
         def decorator(fn: TangentFn) -> TangentFn:
-            rule = LayerRule(fn, tuple(weights), activation, needs_weights)
+            rule = LayerRule(fn, tuple(weights), activation, needs_weights, per_example, flops)
             self.add(layer_type, rule, replace=replace)
             return fn
 

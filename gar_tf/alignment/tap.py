@@ -19,7 +19,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gar_tf._compat import keras_logits
+from gar_tf._compat import in_stateless_scope, keras_logits
+from gar_tf.alignment.paths import CallShape
 from gar_tf.alignment.plan import Plan, Unit
 
 
@@ -30,7 +31,10 @@ class CallState:
     ``inputs`` are the rule layer's input, or the fallback layer's tensor
     arguments (``structure`` holds the full ``(args, kwargs)`` with ``None`` where
     a tensor goes); ``grads`` are dL/d(recorded outputs), the ``delta`` of
-    docs/method.md §2; ``weights`` are the snapshot the unit needs.
+    docs/method.md §2; ``weights`` are the snapshot the unit needs. On the materialised
+    path, ``per_example`` holds each example's weight gradients ``{name: [B, *shape]}``
+    instead of ``inputs`` and ``grads``; ``detached``: autodiff did not compute this call's
+    share of the batch gradient, ``sum_i per_example`` is it (docs/method.md §12).
     """
 
     unit: Unit
@@ -38,10 +42,27 @@ class CallState:
     grads: list[tf.Tensor]
     weights: list[tf.Tensor]
     structure: Any = None
+    per_example: dict[str, tf.Tensor] | None = None
+    detached: bool = False
 
-    def examples(self) -> dict[str, list[tf.Tensor]]:
-        """The tensors with the batch on axis 0: inputs and output gradients."""
+    def examples(self) -> dict[str, Any]:
+        """The tensors with the batch on axis 0: inputs and output gradients, or the
+        per-example gradients."""
+        if self.per_example is not None:
+            return {"per_example": dict(self.per_example)}
         return {"inputs": list(self.inputs), "grads": list(self.grads)}
+
+    def batch_size(self) -> tf.Tensor:
+        """The number of examples the call recorded (axis 0 of its per-example tensors)."""
+        return tf.shape(tf.nest.flatten(self.examples())[0])[0]
+
+    def mapped(self, fn) -> CallState:
+        """A copy with ``fn`` applied to the output gradients and per-example gradients
+        (e.g. undoing a loss scale: both are linear in the loss)."""
+        per_example = self.per_example
+        if per_example is not None:
+            per_example = {name: fn(g) for name, g in per_example.items()}
+        return dataclasses.replace(self, grads=[fn(g) for g in self.grads], per_example=per_example)
 
     def fixed(self) -> dict[str, list[tf.Tensor]]:
         """The tensors without a batch axis: the weight snapshot."""
@@ -49,6 +70,10 @@ class CallState:
 
     def replaced(self, examples: dict, fixed: dict) -> CallState:
         """A copy holding ``examples`` and ``fixed`` (as returned by the two methods above)."""
+        if "per_example" in examples:
+            return dataclasses.replace(
+                self, per_example=dict(examples["per_example"]), weights=list(fixed["weights"])
+            )
         return dataclasses.replace(
             self,
             inputs=list(examples["inputs"]),
@@ -64,13 +89,18 @@ class _Call:
     outputs: list[tf.Tensor]
     weights: list[tf.Tensor]
     structure: Any = None
+    detached: bool = False
 
 
 class Recording:
-    """The calls recorded during one forward pass (in the graph it was opened in)."""
+    """The calls recorded during one forward pass (in the graph it was opened in) with
+    the units of one plan; ``detach``: materialised units' weights are read with a zero
+    gradient, so that autodiff skips their weight gradients."""
 
-    def __init__(self) -> None:
+    def __init__(self, plan: Plan, detach: bool = False) -> None:
         self.calls: list[_Call] = []
+        self.units = {id(unit.layer): unit for unit in plan.units}
+        self.detach = detach
         self._graph = _graph()
 
     @property
@@ -85,7 +115,16 @@ class Recording:
         for call in self.calls:
             g = [next(grads) for _ in call.outputs]
             g = [tf.zeros_like(o) if gi is None else gi for gi, o in zip(g, call.outputs)]
-            states.append(CallState(call.unit, call.inputs, g, call.weights, call.structure))
+            states.append(
+                CallState(
+                    call.unit,
+                    call.inputs,
+                    g,
+                    call.weights,
+                    call.structure,
+                    detached=call.detached,
+                )
+            )
         return states
 
 
@@ -126,13 +165,34 @@ def _first_input(args, kwargs):
     return args[0] if args else kwargs["inputs"]
 
 
+@tf.custom_gradient
+def _without_gradient(value):
+    """``value``, with a zero gradient that does not read the incoming one: autodiff's
+    weight-gradient op for this read has no consumer and is pruned from the graph (a
+    ``tf.stop_gradient`` would also cut the layer's output off an unwatched input)."""
+    return tf.identity(value), lambda upstream: tf.zeros(value.shape, upstream.dtype)
+
+
+def _detached(unit: Unit):
+    """A scope in which the unit's weights read through :func:`_without_gradient`."""
+    mapping = [(v, _without_gradient(v.value)) for v in unit.variables.values()]
+    return keras.StatelessScope(state_mapping=mapping)
+
+
 def _wrap_rule(unit: Unit, call, activation):
     def wrapped(*args, **kwargs):
         recording = _current()
-        weights = [] if recording is None else weight_snapshot(unit.snapshot_variables())
-        z = call(*args, **kwargs)
-        if recording is not None:
-            recording.calls.append(_Call(unit, [_first_input(args, kwargs)], [z], weights))
+        if recording is None:
+            z = call(*args, **kwargs)
+            return z if activation is None else activation(z)
+        planned = recording.units.get(id(unit.layer), unit)
+        weights = weight_snapshot(planned.snapshot_variables())
+        detach = recording.detach and planned.path == "materialised" and not in_stateless_scope()
+        with _detached(planned) if detach else contextlib.nullcontext():
+            z = call(*args, **kwargs)
+        recording.calls.append(
+            _Call(planned, [_first_input(args, kwargs)], [z], weights, detached=detach)
+        )
         return z if activation is None else activation(z)
 
     return wrapped
@@ -143,7 +203,8 @@ def _wrap_fallback(unit: Unit, call):
         recording = _current()
         if recording is None:
             return call(*args, **kwargs)
-        weights = weight_snapshot(unit.snapshot_variables())
+        planned = recording.units.get(id(unit.layer), unit)
+        weights = weight_snapshot(planned.snapshot_variables())
         outputs = call(*args, **kwargs)
         flat = tf.nest.flatten((args, kwargs))
         is_tensor = [tf.is_tensor(a) or isinstance(a, keras.Variable) for a in flat]
@@ -153,7 +214,7 @@ def _wrap_fallback(unit: Unit, call):
         inputs = [tf.convert_to_tensor(a) for a, t in zip(flat, is_tensor) if t]
         recording.calls.append(
             _Call(
-                unit,
+                planned,
                 inputs,
                 [loss_facing(o) for o in tf.nest.flatten(outputs)],
                 weights,
@@ -205,16 +266,16 @@ def _uninstall(unit: Unit) -> None:
 
 
 @contextlib.contextmanager
-def recording(plan: Plan, warn: bool = True) -> Iterator[Recording]:
+def recording(plan: Plan, warn: bool = True, detach: bool = False) -> Iterator[Recording]:
     """Records every planned layer call made on this thread inside the block; ``warn``
-    names the planned layers that were never called."""
+    names the planned layers that were never called; ``detach``: see :class:`Recording`."""
     if _current() is not None:
         raise RuntimeError("A gar_tf recording is already open on this thread.")
     with _lock:
         for unit in plan.units:
             _install(unit)
     previous = getattr(_local, "recording", None)  # open in another graph, if any
-    _local.recording = rec = Recording()
+    _local.recording = rec = Recording(plan, detach)
     try:
         yield rec
     finally:
@@ -239,18 +300,22 @@ def recording(plan: Plan, warn: bool = True) -> Iterator[Recording]:
 PROBE_BATCHES = (7919, 7907)
 
 
-def unbatched_units(plan: Plan, model: keras.layers.Layer, x, training: bool = True) -> list[Unit]:
-    """The units with a call whose tensors (a rule's input and output, a fallback layer's
-    outputs) lack the batch of ``x`` on axis 0, found by tracing ``model(x)`` (never run)
-    with ``x``'s batch axis set to each of :data:`PROBE_BATCHES` (docs/method.md §2).
+def probe(
+    plan: Plan, model: keras.layers.Layer, x, training: bool = True
+) -> tuple[list[Unit], list[CallShape]]:
+    """``(units, calls)``: the units with a call whose tensors (a rule's input and output, a
+    fallback layer's outputs) lack the batch of ``x`` on axis 0, and the per-example shapes
+    of the rule calls, found by tracing ``model(x)`` (never run) with ``x``'s batch axis
+    set to each of :data:`PROBE_BATCHES` (docs/method.md §2).
 
     Raises:
         ValueError: the model's own outputs lack the batch on axis 0.
     """
     unbatched: set[int] = set()
+    shapes = []
     for batch in PROBE_BATCHES:
         calls, outputs = _trace(plan, model, x, training, batch)
-        unbatched |= {id(unit) for unit, shapes in calls if not _all_lead(shapes, batch)}
+        unbatched |= {id(call.unit) for call in calls if not _all_lead(_per_example(call), batch)}
         if not _all_lead(outputs, batch):
             raise ValueError(
                 f"The outputs of {model.name!r} (shapes {[tuple(s) for s in outputs]} for a "
@@ -258,30 +323,40 @@ def unbatched_units(plan: Plan, model: keras.layers.Layer, x, training: bool = T
                 "need one output row per example. Reduce over the batch in the loss, not "
                 "in the model."
             )
-    return [unit for unit in plan.units if id(unit) in unbatched]
+        shapes = [
+            CallShape(
+                call.unit,
+                tuple(call.inputs[0].shape[1:]),
+                tuple(call.outputs[0].shape[1:]),
+                call.inputs[0].dtype,
+                call.outputs[0].dtype,
+            )
+            for call in calls
+            if call.unit.rule is not None and id(call.unit) not in unbatched
+        ]
+    return [unit for unit in plan.units if id(unit) in unbatched], shapes
 
 
-def _all_lead(shapes: list[tf.TensorShape], batch: int) -> bool:
-    return all(s.rank and s[0] == batch for s in shapes)
+def _all_lead(tensors: list, batch: int) -> bool:
+    return all(t.shape.rank and t.shape[0] == batch for t in tensors)
 
 
 def _trace(plan: Plan, model, x, training: bool, batch: int):
-    """``([(unit, shapes of its per-example tensors)], output shapes)`` of one call of
-    ``model`` traced (not run) with ``x``'s batch axis of size ``batch``."""
+    """``(recorded calls, outputs)`` of one call of ``model`` traced (not run) with ``x``'s
+    batch axis of size ``batch`` (symbolic tensors of a finished trace: read shapes only)."""
     specs = tf.nest.map_structure(
         lambda t: tf.TensorSpec([batch, *t.shape[1:]] if t.shape.rank else [], t.dtype), x
     )
     found = []
 
-    def probe(inputs):
+    def traced(inputs):
         with recording(plan, warn=False) as rec:
             outputs = model(inputs, training=training)
-        calls = [(call.unit, [_shape(t) for t in _per_example(call)]) for call in rec.calls]
-        found.append((calls, [_shape(o) for o in tf.nest.flatten(outputs)]))
+        found.append((rec.calls, tf.nest.flatten(outputs)))
         return []
 
     try:
-        tf.function(probe).get_concrete_function(specs)
+        tf.function(traced).get_concrete_function(specs)
     except Exception as err:  # any failure of the user's model in the trace
         raise ValueError(
             f"gar_tf traces {model.name!r} with a batch of {batch} to find the layer calls "
@@ -295,7 +370,3 @@ def _trace(plan: Plan, model, x, training: bool, batch: int):
 def _per_example(call: _Call) -> list:
     """The tensors a call's reward reads per example on axis 0."""
     return call.outputs if call.unit.rule is None else [*call.inputs, *call.outputs]
-
-
-def _shape(t) -> tf.TensorShape:
-    return tf.TensorShape(t.shape)

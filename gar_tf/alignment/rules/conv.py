@@ -5,6 +5,8 @@ exactly the layer's own strides, padding, dilation and groups. Separable conv is
 bilinear in its two kernels: ``dz = sep(x, V_D, P) + sep(x, D, V_P) + V_b``.
 """
 
+import math
+
 from keras import layers, ops
 
 from gar_tf._compat import causal_padding
@@ -31,8 +33,28 @@ def _with_bias(layer, direction, kernel_tangent):
     return tangents
 
 
-@RULES.register(layers.Conv2D, weights=("kernel", "bias"))
-@RULES.register(layers.Conv3D, weights=("kernel", "bias"))
+def _conv_flops(layer, input_shape, output_shape) -> int:
+    """One example's tangent: a convolution with ``V_K``, ``2 k^d C_in/groups`` per output."""
+    return 2 * math.prod(output_shape) * math.prod(layer.kernel.shape[:-1])
+
+
+def _transpose_flops(layer, input_shape, output_shape) -> int:
+    return 2 * math.prod(input_shape) * math.prod(layer.kernel.shape[:-1])
+
+
+def _depthwise_flops(layer, input_shape, output_shape) -> int:
+    return 2 * math.prod(output_shape) * math.prod(layer.kernel.shape[:-2])
+
+
+def _separable_flops(layer, input_shape, output_shape) -> int:
+    depthwise, pointwise = layer.depthwise_kernel.shape, layer.pointwise_kernel.shape
+    spatial = math.prod(output_shape) // int(pointwise[-1])
+    per_position = math.prod(depthwise) + math.prod(pointwise)  # both tangents, in sequence
+    return 2 * spatial * per_position * 2
+
+
+@RULES.register(layers.Conv2D, weights=("kernel", "bias"), flops=_conv_flops)
+@RULES.register(layers.Conv3D, weights=("kernel", "bias"), flops=_conv_flops)
 def _conv(layer, inputs, direction, weights):
     return _with_bias(layer, direction, lambda v: layer.convolution_op(inputs, v))
 
@@ -47,7 +69,7 @@ def _keywords(layer, padding=None) -> dict:
     )
 
 
-@RULES.register(layers.Conv1D, weights=("kernel", "bias"))
+@RULES.register(layers.Conv1D, weights=("kernel", "bias"), flops=_conv_flops)
 def _conv1d(layer, inputs, direction, weights):
     padding = None
     if layer.padding == "causal":
@@ -57,16 +79,16 @@ def _conv1d(layer, inputs, direction, weights):
     return _with_bias(layer, direction, lambda v: ops.conv(inputs, v, **keywords))
 
 
-@RULES.register(layers.Conv1DTranspose, weights=("kernel", "bias"))
-@RULES.register(layers.Conv2DTranspose, weights=("kernel", "bias"))
-@RULES.register(layers.Conv3DTranspose, weights=("kernel", "bias"))
+@RULES.register(layers.Conv1DTranspose, weights=("kernel", "bias"), flops=_transpose_flops)
+@RULES.register(layers.Conv2DTranspose, weights=("kernel", "bias"), flops=_transpose_flops)
+@RULES.register(layers.Conv3DTranspose, weights=("kernel", "bias"), flops=_transpose_flops)
 def _conv_transpose(layer, inputs, direction, weights):
     keywords = dict(_keywords(layer), output_padding=layer.output_padding)
     return _with_bias(layer, direction, lambda v: ops.conv_transpose(inputs, v, **keywords))
 
 
-@RULES.register(layers.DepthwiseConv1D, weights=("kernel", "bias"))
-@RULES.register(layers.DepthwiseConv2D, weights=("kernel", "bias"))
+@RULES.register(layers.DepthwiseConv1D, weights=("kernel", "bias"), flops=_depthwise_flops)
+@RULES.register(layers.DepthwiseConv2D, weights=("kernel", "bias"), flops=_depthwise_flops)
 def _depthwise(layer, inputs, direction, weights):
     keywords = _keywords(layer)
     return _with_bias(layer, direction, lambda v: ops.depthwise_conv(inputs, v, **keywords))
@@ -76,11 +98,13 @@ def _depthwise(layer, inputs, direction, weights):
     layers.SeparableConv1D,
     weights=("depthwise_kernel", "pointwise_kernel", "bias"),
     needs_weights=True,
+    flops=_separable_flops,
 )
 @RULES.register(
     layers.SeparableConv2D,
     weights=("depthwise_kernel", "pointwise_kernel", "bias"),
     needs_weights=True,
+    flops=_separable_flops,
 )
 def _separable(layer, inputs, direction, weights):
     def separable(depthwise, pointwise):

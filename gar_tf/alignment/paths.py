@@ -1,0 +1,149 @@
+"""Which path each rule layer takes to its reward, from a cost model (docs/method.md §12).
+
+``"tangent"``: keep the call's input ``x`` and ``delta = dL/dz`` until step t+1, then
+``r_i = sum(delta_i * dz_i(V))`` (the rule's tangent: about one forward op of the layer).
+``"materialised"``: at step t, each example's gradient ``g_i`` from ``x`` and ``delta`` (the
+rule's ``per_example``); ``sum_i g_i`` is the layer's batch gradient, so autodiff skips its
+own, and only ``g_i`` [B, P] is kept; at step t+1, ``r_i = <g_i, V>`` (3 P FLOPs per example:
+the sum and the dot). Per example, a path costs its extra FLOPs plus :data:`BYTE_COST` per
+byte kept; the cheaper one is chosen unless the user forces one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import tensorflow as tf
+
+from gar_tf.alignment.plan import Plan, Unit
+
+PATHS = ("tangent", "materialised")
+CHOICES = ("auto", *PATHS)
+#: FLOPs that one byte kept until the next step is taken to cost (written once, read
+#: once): a memory-bound op moves a few bytes per FLOP on CPUs and GPUs alike.
+BYTE_COST = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class CallShape:
+    """One recorded call of a rule layer, per example (batch axis dropped)."""
+
+    unit: Unit
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    input_dtype: tf.DType
+    output_dtype: tf.DType
+
+
+@dataclasses.dataclass(frozen=True)
+class PathCost:
+    """What one layer's reward costs per example: extra FLOPs and bytes kept until step t+1
+    (None: unknown, e.g. a dynamic sequence length), for the chosen ``path`` and, in
+    ``options``, every path it has."""
+
+    layer: str
+    path: str
+    flops: int | None
+    bytes: int | None
+    options: Mapping[str, tuple[int | None, int | None]]
+
+    def __str__(self) -> str:
+        flops, kept = ("?" if n is None else f"{n:,}" for n in (self.flops, self.bytes))
+        return f"{self.layer}: {self.path}, {flops} FLOPs and {kept} bytes per example"
+
+
+def check_choice(paths, layer_names: list[str]) -> None:
+    """Raises ValueError unless ``paths`` is one of :data:`CHOICES` or maps layer names of
+    the model to one of :data:`PATHS`."""
+    if isinstance(paths, str):
+        if paths not in CHOICES:
+            raise ValueError(f"paths must be one of {CHOICES} or a dict, got {paths!r}.")
+        return
+    if not isinstance(paths, Mapping):
+        raise TypeError(f"paths must be a string or a dict {{layer name: path}}, got {paths!r}.")
+    unknown = sorted(set(paths) - set(layer_names))
+    if unknown:
+        raise ValueError(
+            f"paths names layers {unknown} that have no rule in this model; rule layers: "
+            f"{sorted(layer_names)}."
+        )
+    wrong = {name: p for name, p in paths.items() if p not in PATHS}
+    if wrong:
+        raise ValueError(f"paths must map layer names to one of {PATHS}, got {wrong}.")
+
+
+def _materialisable(call: CallShape) -> bool:
+    """Whether the rule's per-example gradient applies to this call (traced, not run)."""
+    rule = call.unit.rule
+    if rule.per_example is None:
+        return False
+    try:
+        with tf.Graph().as_default():
+            x = tf.zeros([1, *call.input_shape], tf.float32)
+            rule.per_example(call.unit.layer, x, tf.zeros([1, *call.output_shape], tf.float32))
+    except ValueError:
+        return False
+    return True
+
+
+def _options(calls: list[CallShape]) -> dict[str, tuple[int | None, int | None]]:
+    """``{path: (extra FLOPs, bytes kept)}`` per example, summed over a unit's calls."""
+    unit = calls[0].unit
+    if any(None in c.input_shape + c.output_shape for c in calls):
+        return {"tangent": (None, None)}
+    count = unit.rule.flops
+    flops = [
+        None if count is None else count(unit.layer, c.input_shape, c.output_shape) for c in calls
+    ]
+    kept = sum(
+        math.prod(c.input_shape) * c.input_dtype.size
+        + math.prod(c.output_shape) * c.output_dtype.size
+        for c in calls
+    )
+    options = {"tangent": (None if None in flops else sum(flops), kept)}
+    if all(_materialisable(c) for c in calls):
+        size = sum(math.prod(v.shape) for v in unit.variables.values())
+        options["materialised"] = (3 * size * len(calls), 4 * size * len(calls))
+    return options
+
+
+def _score(option: tuple[int | None, int | None]) -> float:
+    flops, kept = option
+    return math.inf if flops is None or kept is None else flops + BYTE_COST * kept
+
+
+def choose(plan: Plan, calls: list[CallShape], paths="auto") -> tuple[Plan, list[PathCost]]:
+    """``plan`` with each rule unit's path set (``paths``: ``"auto"``, one path for every
+    layer that has it, or ``{layer name: path}`` with ``"auto"`` for the rest), and the
+    cost of every rule unit. Units without a recorded call keep the tangent path.
+
+    Raises:
+        ValueError: a layer named in ``paths`` has no such path for this call.
+    """
+    by_unit: dict[int, list[CallShape]] = {}
+    for call in calls:
+        by_unit.setdefault(id(call.unit), []).append(call)
+    units, described = [], []
+    for unit in plan.units:
+        found = by_unit.get(id(unit))
+        if unit.rule is None or unit.folded or not found:
+            units.append(unit)
+            continue
+        options = _options(found)
+        wanted = paths.get(unit.layer.name, "auto") if isinstance(paths, Mapping) else paths
+        if wanted == "auto":
+            path = min(options, key=lambda p: _score(options[p]))
+        elif wanted in options:
+            path = wanted
+        elif isinstance(paths, Mapping):
+            raise ValueError(
+                f"paths asks for {wanted!r} on layer {unit.layer.name!r}, which has only "
+                f"{sorted(options)} (its rule gives no per-example gradient for this call)."
+            )
+        else:
+            path = "tangent"
+        units.append(dataclasses.replace(unit, path=path))
+        described.append(PathCost(unit.layer.name, path, *options[path], options))
+    return Plan(units, plan.excluded), described
