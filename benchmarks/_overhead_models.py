@@ -101,6 +101,11 @@ def make_dataset(num_batches: int, batch_size: int, seed: int, model: keras.Mode
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
 
 
+def dataset_batch(model: keras.Model, args: argparse.Namespace):
+    """One input batch of :func:`make_dataset`."""
+    return next(iter(make_dataset(1, args.batch_size, args.seed, model)))[0]
+
+
 class VmapRewardModel(keras.Model):
     """The "next" reward the naive way, as a baseline for GARModel.
 
@@ -192,8 +197,8 @@ def make_variant(
     clone.set_weights(weights)
     if name == "plain":
         model = clone
-    elif name == "gar":
-        model = gar_tf.GARModel(clone)
+    elif name in ("gar", "gar-tangent"):
+        model = gar_tf.GARModel(clone, paths="auto" if name == "gar" else "tangent")
     else:
         model = VmapRewardModel(clone, args.batch_size, args.vmap_gradient)
     model.compile(

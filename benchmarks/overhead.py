@@ -6,7 +6,9 @@ benchmark, the values do not change the cost), it trains three variants from the
 initial weights with ``model.fit``:
 
 * ``plain``: the backbone itself, a ``keras.Model``;
-* ``gar``: ``gar_tf.GARModel(backbone)``, computing and logging the "next" reward;
+* ``gar``: ``gar_tf.GARModel(backbone)``, computing and logging the "next" reward, each
+  layer's path chosen by the engine's cost model (docs/method.md §12);
+* ``gar-tangent``: the same with ``paths="tangent"`` (every layer on the tangent path);
 * ``vmap``: the same reward computed naively, per-example gradients by
   ``tf.vectorized_map`` kept flattened in a variable until the next step.
 
@@ -19,6 +21,7 @@ machine noise hits all of them alike. Peak memory is the peak resident set size
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -33,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gar_tf_trainers import _cli  # noqa: E402
 
-VARIANTS = ("plain", "gar", "vmap")
+VARIANTS = ("plain", "gar", "gar-tangent", "vmap")
 BACKBONES = ("cnn", "cnn-wide", "mlp", "transformer", "resnet20-w64")
 #: the reward engine v2 goals (issue 11): GAR / plain per backbone.
 GOAL_GAR_OVER_PLAIN = {
@@ -221,7 +224,8 @@ def quantile(values: list[float], q: float) -> float:
 
 LABELS = {
     "plain": "plain `keras.Model`",
-    "gar": "`GARModel` (next reward)",
+    "gar": "`GARModel`, per-layer choice",
+    "gar-tangent": "`GARModel`, tangent only",
     "vmap": "`vectorized_map` reward",
 }
 
@@ -319,6 +323,7 @@ def run_backbone(name: str, args: argparse.Namespace) -> dict:
     from _overhead_models import (
         build_backbone,
         check_rewards,
+        dataset_batch,
         make_dataset,
         make_variant,
         time_variants,
@@ -335,6 +340,8 @@ def run_backbone(name: str, args: argparse.Namespace) -> dict:
     check = check_rewards(backbone, weights, args, with_vmap="vmap" in variants)
     print_check(check)
     models = {v: make_variant(v, backbone, weights, args) for v in variants}
+    paths = models["gar"].engine.describe(dataset_batch(backbone, args))
+    print("- paths (per example):\n  " + "\n  ".join(map(str, paths)))
     dataset = make_dataset(args.steps_per_round, args.batch_size, args.seed, backbone)
     rounds = time_variants(models, dataset, args)
     memory = measure_memory(args, name, variants) if args.memory_steps else {}
@@ -344,6 +351,7 @@ def run_backbone(name: str, args: argparse.Namespace) -> dict:
         "params": backbone.count_params(),
         "batch": args.batch_size,
         "check": check,
+        "paths": [dataclasses.asdict(p) | {"options": dict(p.options)} for p in paths],
         "variants": summarise(rounds, memory),
         "skipped": skipped,
     }

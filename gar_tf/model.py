@@ -11,6 +11,7 @@ import tensorflow as tf
 from gar_tf import _compat, multi_worker
 from gar_tf.alignment import DEFAULT_EXCLUDED, AlignmentEngine, RuleRegistry
 from gar_tf.alignment.engine import SIMILARITIES
+from gar_tf.alignment.paths import check_choice
 from gar_tf.comparison import split_pair
 from gar_tf.pending import PendingState
 from gar_tf.policies import Policy
@@ -138,6 +139,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         self.exclude = tuple(exclude)
         self.strict = strict
         self.rules = rules
+        check_choice(paths)
         self.paths = paths if isinstance(paths, str) else dict(paths)
         if compute_rewards:  # a run without rewards logs no reward statistics
             self.reward_mean = keras.metrics.Mean(name="reward_mean")

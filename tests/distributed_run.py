@@ -17,7 +17,7 @@ trains a SplitSampler (actions from the pipeline; ``split-evidence``: its eviden
 (actions drawn in the step, one stream per replica). With ``DIR``, ``fit`` runs 2 epochs
 with ``BackupAndRestore`` and ``ModelCheckpoint`` on every worker (own paths,
 ``gar_tf.worker_path``) and ``TensorBoard`` on the chief. The same data and initial
-weights in every mode.
+weights in every mode. ``GAR_TF_TEST_PATHS`` (default ``auto``) is GARModel's ``paths``.
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ def main() -> dict:
     with STRATEGY.scope():
         keras.utils.set_random_seed(0)
         data, backbone, policy, options = case(rng)
-        model = gar_tf.GARModel(backbone, policies=[policy], **options)
+        paths = os.environ.get("GAR_TF_TEST_PATHS", "auto")
+        model = gar_tf.GARModel(backbone, policies=[policy], paths=paths, **options)
         model.compile(
             optimizer=keras.optimizers.SGD(0.1),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -68,6 +68,15 @@ def test_two_mirrored_replicas_match_one_replica(one_replica):
     np.testing.assert_allclose(two["kernel"], one_replica["kernel"], rtol=1e-5, atol=1e-7)
 
 
+def test_materialised_path_two_mirrored_replicas_match_one_replica_tangent(one_replica):
+    # The backbone's Dense layers take the tangent path by default (one position per example).
+    two = _result(_start("mirrored", {"GAR_TF_TEST_PATHS": "materialised"}))
+    for a, b in zip(_rewards_by_step(one_replica), _rewards_by_step(two)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(two["logits"], one_replica["logits"], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(two["kernel"], one_replica["kernel"], rtol=1e-5, atol=1e-7)
+
+
 def test_evidence_rule_statistics_are_global():
     """The evidence rule's per-split sums are summed over replicas: 2 x 64 == 1 x 128."""
     one = _result(_start("one", None, "split-evidence"))

@@ -54,16 +54,16 @@ class PathCost:
         return f"{self.layer}: {self.path}, {flops} FLOPs and {kept} bytes per example"
 
 
-def check_choice(paths, layer_names: list[str]) -> None:
-    """Raises ValueError unless ``paths`` is one of :data:`CHOICES` or maps layer names of
-    the model to one of :data:`PATHS`."""
+def check_choice(paths, layer_names: list[str] | None = None) -> None:
+    """Raises ValueError unless ``paths`` is one of :data:`CHOICES` or maps layer names (of
+    ``layer_names``, when given) to one of :data:`PATHS`."""
     if isinstance(paths, str):
         if paths not in CHOICES:
             raise ValueError(f"paths must be one of {CHOICES} or a dict, got {paths!r}.")
         return
     if not isinstance(paths, Mapping):
         raise TypeError(f"paths must be a string or a dict {{layer name: path}}, got {paths!r}.")
-    unknown = sorted(set(paths) - set(layer_names))
+    unknown = [] if layer_names is None else sorted(set(paths) - set(layer_names))
     if unknown:
         raise ValueError(
             f"paths names layers {unknown} that have no rule in this model; rule layers: "

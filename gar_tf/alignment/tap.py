@@ -318,7 +318,7 @@ def probe(
         unbatched |= {id(call.unit) for call in calls if not _all_lead(_per_example(call), batch)}
         if not _all_lead(outputs, batch):
             raise ValueError(
-                f"The outputs of {model.name!r} (shapes {[tuple(s) for s in outputs]} for a "
+                f"The outputs of {model.name!r} (shapes {[tuple(t.shape) for t in outputs]} for a "
                 f"batch of {batch}) do not carry the batch on axis 0: per-example rewards "
                 "need one output row per example. Reduce over the batch in the loss, not "
                 "in the model."
