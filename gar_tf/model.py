@@ -87,8 +87,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         strict: raise for layers without a rule instead of the exact fallback.
         rules: the alignment :class:`gar_tf.RuleRegistry` (default: the process-wide
             one). Not saved with the model: a loaded model uses the process-wide one.
-        paths: how each rule layer's reward is computed: ``"auto"`` (a cost model),
-            ``"tangent"``, ``"materialised"`` or ``{layer name: path}`` (docs/method.md
+        paths: how each rule layer's reward is computed: ``"tangent"`` (default),
+            ``"auto"`` (a cost model), ``"materialised"`` or ``{layer name: path}`` (docs/method.md
             §12); ``model.engine.describe(x)`` shows the choice. Every path gives the same
             rewards up to round-off.
 
@@ -108,7 +108,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         exclude: Sequence[type] = DEFAULT_EXCLUDED,
         strict: bool = False,
         rules: RuleRegistry | None = None,
-        paths: str | dict[str, str] = "auto",
+        paths: str | dict[str, str] = "tangent",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)

@@ -69,7 +69,6 @@ def test_two_mirrored_replicas_match_one_replica(one_replica):
 
 
 def test_materialised_path_two_mirrored_replicas_match_one_replica_tangent(one_replica):
-    # The backbone's Dense layers take the tangent path by default (one position per example).
     two = _result(_start("mirrored", {"GAR_TF_TEST_PATHS": "materialised"}))
     for a, b in zip(_rewards_by_step(one_replica), _rewards_by_step(two)):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-9)

@@ -119,7 +119,7 @@ def test_auto_chooses_by_positions_per_example():
     inputs = keras.Input((64, 32))
     h = keras.layers.Dense(32, name="many_positions")(inputs)
     h = keras.layers.Dense(256, name="one_position")(keras.layers.Flatten()(h))
-    engine = gar_tf.AlignmentEngine(keras.Model(inputs, h))
+    engine = gar_tf.AlignmentEngine(keras.Model(inputs, h), paths="auto")
     costs = {c.layer: c for c in engine.describe(np.zeros((2, 64, 32), "float32"))}
     assert costs["many_positions"].path == "materialised"
     assert costs["one_position"].path == "tangent"
