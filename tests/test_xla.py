@@ -62,7 +62,8 @@ def test_xla_matches_the_uncompiled_step(rule):
         assert int(sampler_xla.policy_optimizer.iterations) == 2 * STEPS - 1
     else:
         for a, b in zip(sampler_xla.statistics, sampler_plain.statistics):
-            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+            # float32 sums of rewards over steps: XLA reorders the additions
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(sampler_xla.logits.numpy(), sampler_plain.logits.numpy(), atol=1e-6)
     assert np.abs(sampler_plain.logits.numpy()).max() > 1e-3
     for a, b in zip(compiled.backbone.weights, plain.backbone.weights):
