@@ -155,6 +155,32 @@ def test_forced_paths_and_their_errors():
         gar_tf.GARModel(model, paths={"head": "fast"})
 
 
+class AddPositions(keras.layers.Layer):
+    """``h + E[arange(L)]``: an Embedding called without the batch axis."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.table = keras.layers.Embedding(5, 4, name="positions")
+
+    def call(self, h):
+        return h + self.table(keras.ops.arange(5))
+
+
+def test_describe_lists_the_jvp_units():
+    tokens = keras.Input((5,), dtype="int32")
+    h = AddPositions()(keras.layers.Embedding(9, 4, name="tokens")(tokens))
+    h = keras.layers.PReLU(name="prelu")(keras.layers.Flatten()(h))
+    model = keras.Model(tokens, keras.layers.Dense(3, name="head")(h), name="net")
+    described = gar_tf.AlignmentEngine(model).describe(np.zeros((2, 5), "int32"))
+    assert sorted((c.layer, c.path) for c in described) == [
+        ("add_positions (for positions)", "enclosing"),
+        ("head", "tangent"),
+        ("prelu", "fallback"),
+        ("tokens", "tangent"),
+    ]
+    assert "add_positions (for positions): enclosing, ? FLOPs" in str(described[-1])
+
+
 def test_paths_survive_saving(tmp_path):
     model = gar_tf.GARModel(sequence_model(), paths={"dense": "tangent"})
     model.compile(optimizer="sgd", loss=LOSS)

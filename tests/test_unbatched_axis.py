@@ -150,13 +150,19 @@ def test_unbatched_calls_are_exact(case, length, kind, compiled):
     assert relative_error(r, brute_force_alignment(model, LOSS, ids, y, direction)) <= 1e-5
 
 
-def test_the_engine_folds_unbatched_layers_into_the_whole_model():
-    model, ids, _ = _model("functional", "positional", B)
+@pytest.mark.parametrize("kind", ["functional", "subclassed"])
+def test_the_engine_folds_unbatched_layers_into_the_nearest_batched_layer(kind):
+    model, ids, _ = _model(kind, "positional", B)
     engine = gar_tf.AlignmentEngine(model)
     plan = engine.plan_for(tf.constant(ids))
-    folded = [u for u in plan.units if u.kind == "whole-model"]
-    assert len(folded) == 1 and folded[0].layer is model
-    assert [layer.name for layer in folded[0].folded] == [model.layers[2].positions.name]
+    folded = [u for u in plan.units if u.kind == "enclosing"]
+    assert len(folded) == 1
+    if kind == "functional":  # the PositionalEmbedding layer holds it: its JVP suffices
+        assert folded[0].layer is model.layers[2]
+        assert [layer.name for layer in folded[0].folded] == [model.layers[2].positions.name]
+    else:  # called in the model's own call: only the model's JVP holds it
+        assert folded[0].layer is model
+        assert [layer.name for layer in folded[0].folded] == [model.positions.name]
     assert {id(v) for u in plan.units for v in u.variables.values()} == {
         id(v) for v in engine.covered_variables
     }

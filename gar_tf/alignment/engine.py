@@ -19,9 +19,16 @@ import tensorflow as tf
 
 from gar_tf._compat import autocast_scope
 from gar_tf.alignment import paths as reward_paths
-from gar_tf.alignment.plan import DEFAULT_EXCLUDED, Plan, Unit, build_plan, fold_into_model
+from gar_tf.alignment.plan import DEFAULT_EXCLUDED, Plan, Unit, build_plan, enclosing_layers, fold
 from gar_tf.alignment.registry import RuleRegistry
-from gar_tf.alignment.tap import CallState, Recording, loss_facing, probe, recording
+from gar_tf.alignment.tap import (
+    CallState,
+    Recording,
+    batched_units,
+    loss_facing,
+    probe,
+    recording,
+)
 
 SIMILARITIES = ("dot", "cosine")
 _EPSILON = 1e-12
@@ -98,8 +105,9 @@ class AlignmentEngine:
 
     def plan_for(self, x, training: bool = True) -> Plan:
         """The plan for ``model(x, training=training)``: :attr:`plan` with the units that
-        have a call without the batch of ``x`` on axis 0 folded into one whole-model unit
-        (``plan.fold_into_model``) and each rule unit's path chosen (``paths.choose``).
+        have a call without the batch of ``x`` on axis 0 folded into the JVP unit of the
+        nearest enclosing layer whose calls carry it, else of the whole model
+        (``plan.fold``), and each rule unit's path chosen (``paths.choose``).
         Decided once per input signature by tracing the model at two batch sizes
         (``tap.probe``), never from a tensor's own shape.
 
@@ -126,14 +134,34 @@ class AlignmentEngine:
                     f"are called on tensors without the batch on axis 0: {names}. "
                     "Exclude them or use similarity='dot'."
                 )
-            folded = fold_into_model(self.plan, self.model, unbatched)
+            folded = fold(self.plan, self._enclosing(unbatched, x, training))
             self._plans[key] = reward_paths.choose(folded, calls, self.paths)
         return self._plans[key]
 
+    def _enclosing(self, unbatched: list[Unit], x, training: bool) -> dict[int, keras.layers.Layer]:
+        """Per unbatched unit, the nearest layer that holds it and whose calls all carry the
+        batch on axis 0 (not a rule layer); the model itself if none does."""
+        ruled = {id(u.layer) for u in self.plan.units if u.rule is not None}
+        chains = {
+            id(u): [a for a in enclosing_layers(self.model, u.layer)[:-1] if id(a) not in ruled]
+            for u in unbatched
+        }
+        candidates = {id(a): a for chain in chains.values() for a in chain}
+        if candidates:
+            probed = Plan([Unit(a, {}, None) for a in candidates.values()], [])
+            batched = {id(u.layer) for u in batched_units(probed, self.model, x, training)}
+        else:
+            batched = set()
+        return {
+            u: next((a for a in chain if id(a) in batched), self.model)
+            for u, chain in chains.items()
+        }
+
     def describe(self, x, training: bool = True) -> list[reward_paths.PathCost]:
-        """Per rule layer called on the batch axis: the path :meth:`plan_for` chose for
-        ``model(x)``, its extra FLOPs and the bytes it keeps until the next step, per
-        example, and the same for the other paths it has (docs/method.md §12)."""
+        """Per unit of :meth:`plan_for`'s plan for ``model(x)``: the path it takes, its
+        extra FLOPs and the bytes it keeps until the next step, per example, and the same
+        for the other paths it has (docs/method.md §12). JVP units (``"fallback"``, and
+        ``"whole-model"`` for layers called without the batch axis) show unknown costs."""
         return list(self._planned(x, training)[1])
 
     def recording(self, x, *, training: bool = True, detach: bool = False):

@@ -117,7 +117,8 @@ def _score(option: tuple[int | None, int | None]) -> float:
 def choose(plan: Plan, calls: list[CallShape], paths="auto") -> tuple[Plan, list[PathCost]]:
     """``plan`` with each rule unit's path set (``paths``: ``"auto"``, one path for every
     layer that has it, or ``{layer name: path}`` with ``"auto"`` for the rest), and the
-    cost of every rule unit. Units without a recorded call keep the tangent path.
+    cost of every unit (a JVP unit's as its kind, ``"fallback"`` or ``"whole-model"``, with
+    unknown cost). Rule units without a recorded call keep the tangent path.
 
     Raises:
         ValueError: a layer named in ``paths`` has no such path for this call.
@@ -128,7 +129,14 @@ def choose(plan: Plan, calls: list[CallShape], paths="auto") -> tuple[Plan, list
     units, described = [], []
     for unit in plan.units:
         found = by_unit.get(id(unit))
-        if unit.rule is None or unit.folded or not found:
+        if unit.rule is None:  # a JVP, of the layer or (folded) of the whole model
+            units.append(unit)
+            name = unit.layer.name
+            if unit.folded:
+                name = f"{name} (for {', '.join(layer.name for layer in unit.folded)})"
+            described.append(PathCost(name, unit.kind, None, None, {}))
+            continue
+        if not found:
             units.append(unit)
             continue
         options = _options(found)

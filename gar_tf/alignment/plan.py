@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Mapping
 
 import keras
 
@@ -40,8 +41,8 @@ class Unit:
     """One layer and the trainable weights the engine rewards through it.
 
     ``rule`` is None for the fallback (an exact layer-local JVP). ``folded`` lists the
-    layers whose weights a whole-model unit covers because some call of theirs has no
-    batch on axis 0 (see :func:`fold_into_model`). ``path`` is how a rule unit's reward
+    sublayers whose weights this fallback unit of an enclosing layer covers because some
+    call of theirs has no batch on axis 0 (see :func:`fold`). ``path`` is how a rule unit's reward
     is computed: ``"tangent"`` or ``"materialised"`` (``gar_tf.alignment.paths``).
     """
 
@@ -54,7 +55,7 @@ class Unit:
     @property
     def kind(self) -> str:
         if self.folded:
-            return "whole-model"
+            return "enclosing"
         return "fallback" if self.rule is None else "rule"
 
     def snapshot_variables(self) -> list[keras.Variable]:
@@ -145,14 +146,39 @@ def build_plan(
     return Plan(units, excluded)
 
 
-def fold_into_model(plan: Plan, model: keras.layers.Layer, unbatched: list[Unit]) -> Plan:
-    """``plan`` with the ``unbatched`` units (and a unit of ``model`` itself) replaced by one
-    fallback unit for the whole model: its JVP along V restricted to their weights, paired
-    with dL/d(model outputs), is each example's exact share (docs/method.md §2)."""
-    if not unbatched:
-        return plan
-    folded = {id(u) for u in unbatched} | {id(u) for u in plan.units if u.layer is model}
-    variables = {v.path: v for u in plan.units if id(u) in folded for v in u.variables.values()}
-    kept = [u for u in plan.units if id(u) not in folded]
-    whole = Unit(model, variables, None, tuple(u.layer for u in unbatched))
-    return Plan([*kept, whole], plan.excluded)
+def enclosing_layers(model: keras.layers.Layer, layer: keras.layers.Layer) -> list:
+    """The layers of ``model`` that hold ``layer`` among their sublayers, nearest first
+    (the last is ``model``); empty if ``layer`` is not in ``model``."""
+    stack = [(model, ())]
+    while stack:
+        current, above = stack.pop()
+        if current is layer:
+            return list(reversed(above))
+        stack.extend((sub, (*above, current)) for sub in _sublayers(current))
+    return []
+
+
+def fold(plan: Plan, into: Mapping[int, keras.layers.Layer]) -> Plan:
+    """``plan`` with each unit ``into`` names (by ``id``) folded into a fallback unit of the
+    layer it maps to, with that layer's own fallback unit if it has one: the layer's JVP
+    along V restricted to their weights, paired with dL/d(its outputs), is each example's
+    exact share when the layer's calls carry the batch on axis 0 (docs/method.md §2)."""
+    groups: dict[int, tuple[keras.layers.Layer, list[Unit]]] = {}
+    for unit in plan.units:
+        if id(unit) in into:
+            layer = into[id(unit)]
+            groups.setdefault(id(layer), (layer, []))[1].append(unit)
+    kept = []
+    for unit in plan.units:
+        if id(unit) in into:
+            continue
+        if id(unit.layer) in groups and unit.rule is None:  # the target's own weights
+            groups[id(unit.layer)][1].append(unit)
+            continue
+        kept.append(unit)
+    for layer, units in groups.values():
+        variables = {v.path: v for u in units for v in u.variables.values()}
+        kept.append(
+            Unit(layer, variables, None, tuple(u.layer for u in units if u.layer is not layer))
+        )
+    return Plan(kept, plan.excluded)

@@ -311,10 +311,9 @@ def probe(
     Raises:
         ValueError: the model's own outputs lack the batch on axis 0.
     """
-    unbatched: set[int] = set()
-    shapes = []
-    for batch in PROBE_BATCHES:
-        calls, outputs = _trace(plan, model, x, training, batch)
+    traces = [(batch, *_trace(plan, model, x, training, batch)) for batch in PROBE_BATCHES]
+    unbatched = set()
+    for batch, calls, outputs in traces:
         unbatched |= {id(call.unit) for call in calls if not _all_lead(_per_example(call), batch)}
         if not _all_lead(outputs, batch):
             raise ValueError(
@@ -323,18 +322,29 @@ def probe(
                 "need one output row per example. Reduce over the batch in the loss, not "
                 "in the model."
             )
-        shapes = [
-            CallShape(
-                call.unit,
-                tuple(call.inputs[0].shape[1:]),
-                tuple(call.outputs[0].shape[1:]),
-                call.inputs[0].dtype,
-                call.outputs[0].dtype,
-            )
-            for call in calls
-            if call.unit.rule is not None and id(call.unit) not in unbatched
-        ]
+    shapes = [
+        CallShape(
+            call.unit,
+            tuple(call.inputs[0].shape[1:]),
+            tuple(call.outputs[0].shape[1:]),
+            call.inputs[0].dtype,
+            call.outputs[0].dtype,
+        )
+        for call in traces[-1][1]
+        if call.unit.rule is not None and id(call.unit) not in unbatched
+    ]
     return [unit for unit in plan.units if id(unit) in unbatched], shapes
+
+
+def batched_units(plan: Plan, model: keras.layers.Layer, x, training: bool = True) -> list[Unit]:
+    """The units of ``plan`` that ``model(x)`` calls, every call's recorded tensors carrying
+    the batch of ``x`` on axis 0 (traced as in :func:`probe`)."""
+    called, unbatched = set(), set()
+    for batch in PROBE_BATCHES:
+        calls, _ = _trace(plan, model, x, training, batch)
+        called |= {id(call.unit) for call in calls}
+        unbatched |= {id(call.unit) for call in calls if not _all_lead(_per_example(call), batch)}
+    return [unit for unit in plan.units if id(unit) in called - unbatched]
 
 
 def _all_lead(tensors: list, batch: int) -> bool:
