@@ -20,7 +20,11 @@ TRAIN_SIZE = 60_000  # training images of both datasets
 # Training images of the rarest class (MNIST's 5s), the most --per-class can draw.
 MAX_PER_CLASS = {"fashion_mnist": 6000, "mnist": 5421}
 _RESNET = re.compile(r"resnet([1-9]\d*)(?:_w([1-9]\d*))?")  # as gar_tf.backbones
-BACKBONES = "small_cnn, or resnetD / resnetD_wW (D = 6 n + 2, e.g. resnet8, resnet14_w32)"
+_WRN = re.compile(r"wrn([1-9]\d*)_([1-9]\d*)")
+BACKBONES = (
+    "small_cnn, or resnetD / resnetD_wW (D = 6 n + 2, e.g. resnet8, resnet14_w32), "
+    "or wrnD_K (wide ResNet, D = 6 n + 4, e.g. wrn28_10)"
+)
 
 Checks = Callable[[argparse.Namespace], Iterable[str]]
 
@@ -140,8 +144,10 @@ def check_backbone(args: argparse.Namespace) -> list[str]:
 def backbone_name_ok(name: str) -> bool:
     """Whether ``gar_tf.backbones.from_name`` accepts ``name``, without importing it
     (tests/test_cli.py checks that the two agree)."""
-    match = _RESNET.fullmatch(name)
-    return name == "small_cnn" or (match is not None and (int(match[1]) - 2) % 6 == 0)
+    match, wide = _RESNET.fullmatch(name), _WRN.fullmatch(name)
+    resnet = match is not None and (int(match[1]) - 2) % 6 == 0
+    wrn = wide is not None and (int(wide[1]) - 4) % 6 == 0 and int(wide[1]) >= 10
+    return name == "small_cnn" or resnet or wrn
 
 
 def add_training(

@@ -160,7 +160,8 @@ def test_backbone_names_agree_with_gar_tf():
 
     assert _cli.BACKBONES == gar_tf.backbones.NAMES
     for name in ("small_cnn", "resnet8", "resnet14_w32", "resnet2", "resnet9", "resnet", "cnn",
-                 "resnet8_w", "resnet08", "resnet8_w0", "small_resnet"):  # fmt: skip
+                 "resnet8_w", "resnet08", "resnet8_w0", "small_resnet", "wrn16_2", "wrn10_1",
+                 "wrn12_1", "wrn4_1", "wrn28", "wrn28_0", "wrn028_10"):  # fmt: skip
         try:
             gar_tf.backbones.from_name(name, (8, 8, 1))
             accepted = True
