@@ -13,20 +13,88 @@ import numpy as np
 import tensorflow as tf
 
 import gar_tf
+from gar_tf_trainers import _cli
 
 
 def load(args: argparse.Namespace, split: str, **options):
-    """``(images uint8 [N, 28, 28, 1], labels)`` of ``args.dataset``'s ``split``."""
+    """``(images uint8 [N, H, W, C], labels)`` of ``args.dataset``'s ``split``: the IDX
+    files of ``--data-dir``, or the tfds dataset prepared in ``--tfds-data-dir``."""
+    if args.dataset in _cli.TFDS_DATASETS:
+        return gar_tf.datasets.load_tfds(
+            args.dataset, split, args.tfds_data_dir, as_numpy=True, **options
+        )
     loader = getattr(gar_tf.datasets, f"load_{args.dataset}")
     return loader(args.data_dir, split, as_numpy=True, **options)
 
 
-def backbone(name: str, input_shape, num_classes: int = 10) -> keras.Model:
+class _TrainingAugmentation(keras.layers.Layer):
+    """A fixed augmentation at the start of a model: ``augment`` in training, else identity."""
+
+    def __init__(self, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training: bool = False):
+        return self.augment(images) if training else images
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed}
+
+
+class CropFlip(_TrainingAugmentation):
+    """``gar_tf.augment.baselines.crop_flip``: zero-pad by ``pad``, crop back at a uniform
+    offset, mirror left-right with p = 1/2, per image (in training)."""
+
+    def __init__(self, pad: int, seed: int | None = None, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.pad = int(pad)
+
+    def augment(self, images):
+        seed = keras.random.randint((2,), 0, 2**31 - 1, seed=self.generator)
+        return gar_tf.augment.baselines.crop_flip(images, seed, self.pad)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pad": self.pad}
+
+
+class Cutout(_TrainingAugmentation):
+    """Zeroes one ``side`` x ``side`` square per image (in training; DeVries & Taylor 2017,
+    the reference's ``CutoutDefault``): centre (y, x) uniform over the pixels, rows
+    [y - side/2, y + side/2) and the same columns, clipped at the border."""
+
+    def __init__(self, side: int, seed: int | None = None, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.side = int(side)
+
+    def augment(self, images):
+        shape = tf.shape(images)
+        rows = keras.random.randint((shape[0], 1), 0, shape[1], seed=self.generator)
+        cols = keras.random.randint((shape[0], 1), 0, shape[2], seed=self.generator)
+
+        def span(centre, size):
+            positions = tf.range(size)[None]
+            return (positions >= centre - self.side // 2) & (positions < centre + self.side // 2)
+
+        square = span(rows, shape[1])[:, :, None] & span(cols, shape[2])[:, None, :]
+        return tf.where(square[..., None], tf.zeros_like(images), images)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "side": self.side}
+
+
+def backbone(
+    name: str, input_shape, num_classes: int = 10, crop_pad: int = 0, cutout: int = 0
+) -> keras.Model:
     """``gar_tf.backbones.from_name(name)`` behind a Rescaling(1/255): policies work on
-    [0, 255] pixels."""
+    [0, 255] pixels. ``crop_pad`` > 0 puts ``CropFlip(crop_pad)`` first, ``cutout`` > 0
+    then ``Cutout(cutout)``: both act in training only, after the policy's ops (the
+    reference's order)."""
     core = gar_tf.backbones.from_name(name, input_shape, num_classes)
     inputs = keras.Input(input_shape)
-    return keras.Model(inputs, core(keras.layers.Rescaling(1 / 255)(inputs)), name=core.name)
+    h = CropFlip(crop_pad, name="crop_flip")(inputs) if crop_pad else inputs
+    h = Cutout(cutout, name="cutout")(h) if cutout else h
+    return keras.Model(inputs, core(keras.layers.Rescaling(1 / 255)(h)), name=core.name)
 
 
 def policy(args: argparse.Namespace, *, ops, max_ops: int, seed: int, **options):
@@ -36,15 +104,39 @@ def policy(args: argparse.Namespace, *, ops, max_ops: int, seed: int, **options)
         max_ops=max_ops,
         ensemble=args.ensemble,
         seed=seed,
-        policy_optimizer=keras.optimizers.Adam(args.policy_lr),
+        policy_optimizer=keras.optimizers.Adam(args.policy_lr, beta_1=args.policy_beta1),
         **options,
     )
 
 
-def compile_classifier(model: keras.Model, learning_rate) -> keras.Model:
-    """Adam(``learning_rate``: a float or a schedule), sparse cross-entropy, accuracy."""
+class CoupledDecaySGD(keras.optimizers.SGD):
+    """SGD whose weight decay is L2 added to the gradient, ``g + weight_decay * w``, before
+    momentum (PyTorch's ``SGD(weight_decay=...)``), on every trainable variable; Keras'
+    own ``weight_decay`` is decoupled (``w -= lr * wd * w``, outside the momentum)."""
+
+    def __init__(self, *args, l2: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.l2 = float(l2)
+
+    def update_step(self, gradient, variable, learning_rate):
+        l2 = tf.cast(self.l2, variable.dtype)
+        super().update_step(gradient + l2 * variable, variable, learning_rate)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "l2": self.l2}
+
+
+def sgd_nesterov(learning_rate, weight_decay: float = 0.0) -> CoupledDecaySGD:
+    """SGD with Nesterov momentum 0.9 and coupled L2 ``weight_decay`` (the reference's model
+    optimizer on CIFAR)."""
+    return CoupledDecaySGD(learning_rate, momentum=0.9, nesterov=True, l2=weight_decay)
+
+
+def compile_classifier(model: keras.Model, learning_rate, optimizer=None) -> keras.Model:
+    """``optimizer`` (default Adam(``learning_rate``: a float or a schedule)), sparse
+    cross-entropy, accuracy."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

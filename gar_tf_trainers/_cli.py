@@ -16,11 +16,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 DATASETS = ("fashion_mnist", "mnist")
-TRAIN_SIZE = 60_000  # training images of both datasets
+TFDS_DATASETS = ("cifar10", "cifar100")  # read by gar_tf.datasets.load_tfds (augment_search)
+TRAIN_SIZE = 60_000  # training images of both IDX datasets
 # Training images of the rarest class (MNIST's 5s), the most --per-class can draw.
-MAX_PER_CLASS = {"fashion_mnist": 6000, "mnist": 5421}
+MAX_PER_CLASS = {"fashion_mnist": 6000, "mnist": 5421, "cifar10": 5000, "cifar100": 500}
+NUM_CLASSES = {"fashion_mnist": 10, "mnist": 10, "cifar10": 10, "cifar100": 100}
 _RESNET = re.compile(r"resnet([1-9]\d*)(?:_w([1-9]\d*))?")  # as gar_tf.backbones
-BACKBONES = "small_cnn, or resnetD / resnetD_wW (D = 6 n + 2, e.g. resnet8, resnet14_w32)"
+_WRN = re.compile(r"wrn([1-9]\d*)_([1-9]\d*)")
+BACKBONES = (
+    "small_cnn, or resnetD / resnetD_wW (D = 6 n + 2, e.g. resnet8, resnet14_w32), "
+    "or wrnD_K (wide ResNet, D = 6 n + 4, e.g. wrn28_10)"
+)
 
 Checks = Callable[[argparse.Namespace], Iterable[str]]
 
@@ -42,9 +48,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def parser(doc: str) -> argparse.ArgumentParser:
+def parser(doc: str, datasets: tuple[str, ...] = DATASETS) -> argparse.ArgumentParser:
     """A parser described by the docstring's first paragraph (its ``Example:`` line as the
-    epilog), with ``--dataset`` and ``--data-dir``."""
+    epilog), with ``--dataset`` (one of ``datasets``) and ``--data-dir``."""
     paragraphs = doc.strip().split("\n\n")
     example = [p for p in paragraphs[1:] if p.startswith("Example")]
     p = argparse.ArgumentParser(
@@ -54,7 +60,7 @@ def parser(doc: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dataset",
-        choices=DATASETS,
+        choices=datasets,
         default="fashion_mnist",
         help="real offline dataset (see gar_tf.datasets for where it is read from)",
     )
@@ -123,10 +129,11 @@ def check_backbone(args: argparse.Namespace) -> list[str]:
     most = MAX_PER_CLASS[args.dataset]
     if not 1 <= args.per_class <= most:
         return [f"--per-class must be in 1..{most} for {args.dataset}, got {args.per_class}"]
-    images = 10 * args.per_class
+    classes = NUM_CLASSES[args.dataset]
+    images = classes * args.per_class
     problems = []
     if images < args.batch_size:
-        fewest = -(-args.batch_size // 10)
+        fewest = -(-args.batch_size // classes)
         problems.append(
             f"--per-class {args.per_class} gives {images} training images, fewer than one "
             f"batch of --batch-size {args.batch_size}: pass --per-class >= {fewest} or "
@@ -140,8 +147,10 @@ def check_backbone(args: argparse.Namespace) -> list[str]:
 def backbone_name_ok(name: str) -> bool:
     """Whether ``gar_tf.backbones.from_name`` accepts ``name``, without importing it
     (tests/test_cli.py checks that the two agree)."""
-    match = _RESNET.fullmatch(name)
-    return name == "small_cnn" or (match is not None and (int(match[1]) - 2) % 6 == 0)
+    match, wide = _RESNET.fullmatch(name), _WRN.fullmatch(name)
+    resnet = match is not None and (int(match[1]) - 2) % 6 == 0
+    wrn = wide is not None and (int(wide[1]) - 4) % 6 == 0 and int(wide[1]) >= 10
+    return name == "small_cnn" or resnet or wrn
 
 
 def add_training(
@@ -166,14 +175,21 @@ def check_training(args: argparse.Namespace) -> list[str]:
 
 
 def add_policy(p: argparse.ArgumentParser) -> None:
-    """``--policy-lr`` and ``--ensemble`` of an ``AugmentationPolicy`` (see ``_build.policy``)."""
+    """``--policy-lr``, ``--policy-beta1`` and ``--ensemble`` of an ``AugmentationPolicy``
+    (see ``_build.policy``)."""
     p.add_argument("--policy-lr", type=float, default=0.01, help="policy Adam learning rate")
+    p.add_argument(
+        "--policy-beta1", type=float, default=0.9, help="policy Adam beta_1 (first-moment decay)"
+    )
     p.add_argument("--ensemble", type=int, default=1, help="independent samplers per batch")
 
 
 def check_policy(args: argparse.Namespace) -> list[str]:
-    """``--policy-lr`` > 0 and ``--ensemble`` >= 1."""
-    return positive(args, "policy_lr") + at_least(args, 1, "ensemble")
+    """``--policy-lr`` > 0, ``--policy-beta1`` in [0, 1) and ``--ensemble`` >= 1."""
+    problems = positive(args, "policy_lr") + at_least(args, 1, "ensemble")
+    if not 0 <= args.policy_beta1 < 1:
+        problems.append(f"--policy-beta1 must be in [0, 1), got {args.policy_beta1}")
+    return problems
 
 
 def add_logging(

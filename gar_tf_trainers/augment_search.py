@@ -1,14 +1,19 @@
 """Learn an augmentation policy with GAR while training a model, on real offline data.
 
-Trains a model (small CNN or small ResNet) on a subset of real Fashion-MNIST (default)
-or MNIST with ``gar_tf.GARModel`` and a ``gar_tf.AugmentationPolicy`` that picks, per
-image, how many ops, which ops and which levels, and learns them from GAR rewards with a
-clean comparison gradient. Writes TensorBoard logs (losses, reward statistics, op
-probabilities, mean levels, ops per image, a grid of augmented images), a heat map PNG
-of the learned op x level distribution, ``summary.json``, and exports the learned
-policy as a SavedModel with its ``policy.json`` into ``--export-dir``.
+Trains a model (small CNN, small ResNet or wide ResNet) on a subset of real Fashion-MNIST
+(default) or MNIST, or on CIFAR-10/100 prepared by tensorflow-datasets (``--preset``: the
+paper's setting, docs/augmentation.md), with ``gar_tf.GARModel`` and a
+``gar_tf.AugmentationPolicy`` that picks, per image, how many ops, which ops and which
+levels, and learns them from GAR rewards with a clean comparison gradient. Writes
+TensorBoard logs (losses, reward statistics, op probabilities, mean levels, ops per image,
+a grid of augmented images), a heat map PNG of the learned op x level distribution,
+``summary.json``, and exports the learned policy as a SavedModel with its ``policy.json``
+into ``--export-dir``.
 
 Example: ``python -m gar_tf_trainers.augment_search --dataset mnist --epochs 3``
+
+Example, the paper's setting (GPU): ``python -m gar_tf_trainers.augment_search --preset
+cifar10 --tfds-data-dir ~/tensorflow_datasets``
 """
 
 from __future__ import annotations
@@ -23,11 +28,88 @@ from pathlib import Path
 
 from gar_tf_trainers import _cli
 
+# The paper's CIFAR setting (docs/augmentation.md, "The paper's setting"): WRN-28-10, SGD
+# Nesterov 0.1 with cosine decay, weight decay 5e-4, crop/flip and Cutout 16; the reference
+# code's policy settings (wide space, 1-4 ops, Adam 0.1 with beta_1 0, 8 samplers, 20% held out).
+_CIFAR = {
+    "model": "wrn28_10",
+    "epochs": 200,
+    "batch_size": 128,
+    "optimizer": "sgd",
+    "learning_rate": 0.1,
+    "lr_schedule": "cosine",
+    "weight_decay": 5e-4,
+    "crop_pad": 4,
+    "cutout": 16,
+    "ops": "wide",
+    "max_ops": 4,
+    "policy_lr": 0.1,
+    "policy_beta1": 0.0,
+    "ensemble": 8,
+    "comparison": "held_out",
+    "held_out_share": 0.2,
+}
+PRESETS = {
+    name: {**_CIFAR, "dataset": name, "per_class": _cli.MAX_PER_CLASS[name],
+           "logdir": f"runs/augment_search_{name}"}
+    for name in _cli.TFDS_DATASETS
+}  # fmt: skip
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _cli.parser(__doc__)
+    p = _cli.parser(__doc__, _cli.DATASETS + _cli.TFDS_DATASETS)
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="the paper's setting: sets the defaults --dataset NAME, --per-class 5000 "
+        "(cifar10) / 500 (cifar100), i.e. the whole training set, --logdir "
+        "runs/augment_search_NAME, "
+        + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in _CIFAR.items())
+        + "; flags given override them (default: no preset)",
+    )
+    p.add_argument(
+        "--tfds-data-dir",
+        default=None,
+        help="tfds data_dir holding cifar10 / cifar100, prepared with `tfds build cifar10 "
+        "--data_dir DIR` (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)",
+    )
     _cli.add_backbone(p, per_class=1000, model="small_cnn")
-    _cli.add_training(p, epochs=3)
+    _cli.add_training(
+        p, epochs=3, learning_rate_help="model learning rate (Adam, or SGD with --optimizer sgd)"
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default="adam",
+        help="model optimizer: adam, or sgd (Nesterov momentum 0.9)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="cosine: decay --learning-rate to 0 over all the run's optimizer steps",
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="L2 weight decay added to every model gradient, g + wd * w (--optimizer sgd)",
+    )
+    p.add_argument(
+        "--crop-pad",
+        type=int,
+        default=0,
+        help="zero-pad each training image by this many pixels, crop it back at random and "
+        "mirror it left-right with p = 1/2, after the policy's ops (0: none)",
+    )
+    p.add_argument(
+        "--cutout",
+        type=int,
+        default=0,
+        help="side of the square Cutout zeroes in each training image, after the policy's "
+        "ops (0: none)",
+    )
     p.add_argument(
         "--ops",
         default="wide",
@@ -103,7 +185,7 @@ def check_held_out_share(args: argparse.Namespace) -> list[str]:
     share = args.held_out_share
     if not 0 < share < 1:
         return [f"--held-out-share must be in (0, 1), got {share}"]
-    images = 10 * args.per_class
+    images = _cli.NUM_CLASSES[args.dataset] * args.per_class
     held = round(share * images)
     if min(held, images - held) < args.batch_size:
         return [
@@ -112,6 +194,26 @@ def check_held_out_share(args: argparse.Namespace) -> list[str]:
             f"{args.batch_size}"
         ]
     return []
+
+
+def check_data_and_model_flags(args: argparse.Namespace) -> list[str]:
+    """Each data directory flag with its kind of dataset; the model optimizer's and the
+    fixed augmentation's flags in range."""
+    problems = _cli.at_least(args, 0, "weight_decay", "crop_pad", "cutout")
+    tfds = args.dataset in _cli.TFDS_DATASETS
+    if tfds and args.data_dir is not None:
+        problems.append(
+            f"--dataset {args.dataset} is read from a tfds data_dir: pass --tfds-data-dir, "
+            "not --data-dir (the IDX files of fashion_mnist / mnist)"
+        )
+    if not tfds and args.tfds_data_dir is not None:
+        problems.append(
+            f"--tfds-data-dir is read only for --dataset {' / '.join(_cli.TFDS_DATASETS)}; "
+            f"{args.dataset} is read from --data-dir"
+        )
+    if args.weight_decay and args.optimizer != "sgd":
+        problems.append("--weight-decay needs --optimizer sgd")
+    return problems
 
 
 def check_export(args: argparse.Namespace) -> list[str]:
@@ -130,14 +232,20 @@ def check_export(args: argparse.Namespace) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The flags, all checked (argparse's usage error, exit status 2, names what to pass)."""
+    """The flags, all checked (argparse's usage error, exit status 2, names what to pass);
+    ``--preset`` first sets its defaults, which the flags given override."""
+    p = build_parser()
+    preset = p.parse_known_args(argv)[0].preset
+    if preset is not None:
+        p.set_defaults(**PRESETS[preset])
     return _cli.parse(
-        build_parser(),
+        p,
         argv,
         _cli.check_training,
         _cli.check_backbone,
         _cli.check_policy,
         check_policy_flags,
+        check_data_and_model_flags,
         _cli.check_logging,
         check_export,
     )
@@ -180,13 +288,23 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         )
     else:
         data = _build.batches(x, y, args.batch_size, args.seed)
+    backbone = _build.backbone(
+        args.model, x.shape[1:], _cli.NUM_CLASSES[args.dataset], args.crop_pad, args.cutout
+    )
     model = gar_tf.GARModel(
-        _build.backbone(args.model, x.shape[1:]),
+        backbone,
         policies=[policy],
         clean_comparison=None if args.comparison == "next" else args.comparison,
         clean_size=args.clean_size if args.comparison == "slice" else 0,
     )
-    _build.compile_classifier(model, args.learning_rate)
+    learning_rate = args.learning_rate
+    if args.lr_schedule == "cosine":
+        steps = args.epochs * (len(y) // args.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    optimizer = None
+    if args.optimizer == "sgd":
+        optimizer = _build.sgd_nesterov(learning_rate, args.weight_decay)
+    _build.compile_classifier(model, learning_rate, optimizer)
     logdir = Path(args.logdir)
     logger = gar_tf.callbacks.AugmentationPolicyLogger(
         policy, every=args.log_every, log_dir=str(logdir), images=x[:16]
@@ -213,6 +331,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     result = {
         "command": "python -m gar_tf_trainers.augment_search " + shlex.join(argv or sys.argv[1:]),
         "dataset": args.dataset,
+        "preset": args.preset,
+        "model": args.model,
         "seed": args.seed,
         "train_images": int(len(y)),
         "held_out_images": int(len(x_held)) if held_out else 0,

@@ -1,6 +1,7 @@
 """gar_tf.backbones: the reference backbones and the names the trainers build them from."""
 
 import keras
+import numpy as np
 import pytest
 
 from gar_tf import backbones
@@ -45,3 +46,30 @@ def test_bad_names_raise_naming_the_forms(name):
 def test_depth_must_be_6n_plus_2():
     with pytest.raises(ValueError, match=r"6 n \+ 2"):
         backbones.from_name("resnet10")
+
+
+@pytest.mark.parametrize("name, depth, widen", [("wrn10_1", 10, 1), ("wrn16_2", 16, 2)])
+def test_wrn_names_build_that_depth_and_width(name, depth, widen):
+    model = backbones.from_name(name, (12, 12, 3), 7)
+    assert model.name == name
+    convs = _convs(model, 3)
+    assert len(convs) == 1 + 6 * (depth - 4) // 6  # the stem and two per block
+    assert convs[0] == 16 and sorted(set(convs[1:])) == [16 * widen, 32 * widen, 64 * widen]
+    assert len(_convs(model, 1)) == (2 if widen == 1 else 3)  # projections where shapes change
+    assert model.input_shape == (None, 12, 12, 3) and model.output_shape == (None, 7)
+
+
+def test_wrn28_10_has_the_published_parameter_count():
+    """36,479,194 trainable parameters on CIFAR-10, the count of the standard PyTorch
+    WRN-28-10 (bias-free convolutions, 1x1 projections in all three stages, Dense with
+    bias); the BatchNorm moving statistics (17,952 values) are not parameters."""
+    model = backbones.wide_resnet((32, 32, 3), 10, depth=28, widen=10)
+    count = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    assert count == 36_479_194
+    assert sum(int(np.prod(v.shape)) for v in model.non_trainable_weights) == 17_952
+
+
+@pytest.mark.parametrize("name", ["wrn12_1", "wrn4_1", "wrn28", "wrn28_0", "wrn_10"])
+def test_bad_wrn_names_raise(name):
+    with pytest.raises(ValueError, match="wrnD_K"):
+        backbones.from_name(name, (8, 8, 3))

@@ -109,6 +109,14 @@ REFUSED = [
      "holds out 40 and trains on 160; each needs at least one batch"),
     ("augment_search", ["--max-ops", "0"], "--max-ops must be >= 1"),
     ("augment_search", ["--policy-lr", "0"], "--policy-lr must be > 0"),
+    ("augment_search", ["--policy-beta1", "1"], "--policy-beta1 must be in [0, 1)"),
+    # the CIFAR preset: its defaults are checked like flags; data directory of the right kind
+    ("augment_search", ["--preset", "cifar100", "--per-class", "600"], "1..500 for cifar100"),
+    ("augment_search", ["--preset", "cifar10", "--data-dir", "/x"],
+     "pass --tfds-data-dir, not --data-dir"),
+    ("augment_search", ["--tfds-data-dir", "/x"], "--tfds-data-dir is read only for"),
+    ("augment_search", ["--weight-decay", "0.1"], "--weight-decay needs --optimizer sgd"),
+    ("augment_search", ["--preset", "cifar10", "--cutout", "-1"], "--cutout must be >= 0"),
     # quality: the transfer export missing is found before the other configs train
     ("benchmarks/quality.py", ["--policy", "/nonexistent"], "has no policy.json"),
     ("benchmarks/quality.py", ["--per-class", "5"], "fewer than one batch"),
@@ -160,7 +168,8 @@ def test_backbone_names_agree_with_gar_tf():
 
     assert _cli.BACKBONES == gar_tf.backbones.NAMES
     for name in ("small_cnn", "resnet8", "resnet14_w32", "resnet2", "resnet9", "resnet", "cnn",
-                 "resnet8_w", "resnet08", "resnet8_w0", "small_resnet"):  # fmt: skip
+                 "resnet8_w", "resnet08", "resnet8_w0", "small_resnet", "wrn16_2", "wrn10_1",
+                 "wrn12_1", "wrn4_1", "wrn28", "wrn28_0", "wrn028_10"):  # fmt: skip
         try:
             gar_tf.backbones.from_name(name, (8, 8, 1))
             accepted = True
