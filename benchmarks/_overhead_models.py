@@ -16,6 +16,7 @@ import gar_tf
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 SEQUENCE, VOCABULARY = 64, 1000
+DENSE_SEQUENCE = 256
 
 
 def _cnn(widths: tuple[int, int, int]) -> list[keras.layers.Layer]:
@@ -61,6 +62,16 @@ class AddPositions(keras.layers.Layer):
         return {**super().get_config(), "length": self.length, "dim": self.dim}
 
 
+def _dense_sequence() -> list[keras.layers.Layer]:
+    return [
+        keras.Input((DENSE_SEQUENCE, 256)),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(NUM_CLASSES),
+    ]
+
+
 def _transformer(blocks: int = 2, dim: int = 128, heads: int = 4) -> keras.Model:
     """The standard encoder input block (token + learned position embedding, the
     position embedding called on ``arange``) and ``blocks`` post-norm encoder blocks."""
@@ -88,6 +99,7 @@ BACKBONES = {
         "pre-activation ResNet-20, widths 64/128/256 (BatchNorm, excluded from the reward)",
         128,
     ),
+    "dense-seq": (f"2 Dense 256-256 on {DENSE_SEQUENCE} positions per example, pooled", 64),
 }
 
 
@@ -99,7 +111,7 @@ def build_backbone(seed: int, name: str = "cnn") -> keras.Model:
     if name == "resnet20-w64":
         return gar_tf.backbones.small_resnet(IMAGE_SHAPE, NUM_CLASSES, depth=20, width=64)
     layers = {"cnn": lambda: _cnn((32, 64, 128)), "cnn-wide": lambda: _cnn((96, 192, 384))}
-    layers["mlp"] = _mlp
+    layers["mlp"], layers["dense-seq"] = _mlp, _dense_sequence
     return keras.Sequential(layers[name](), name="backbone")
 
 
