@@ -155,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
         "give the comparison gradient (GARModel clean_comparison='slice'); 0: none",
     )
     p.add_argument(
+        "--held-out-size",
+        type=int,
+        default=0,
+        help="N > 0: N clean training images outside --train-size, never trained on, give "
+        "the GAR run's comparison gradient, one batch per step (GARModel "
+        "clean_comparison='held_out'; needs --reward next); 0: none",
+    )
+    p.add_argument(
         "--runs",
         nargs="+",
         choices=RUNS,
@@ -287,6 +295,26 @@ def check_sampler(args: argparse.Namespace) -> list[str]:
         problems.append(
             f"--clean-size must be in [0, --batch-size {args.batch_size}), got {args.clean_size}"
         )
+    return problems + check_held_out(args)
+
+
+def check_held_out(args: argparse.Namespace) -> list[str]:
+    """``--held-out-size``: at least one batch, outside ``--train-size``, with reward next
+    and no clean slice."""
+    n = args.held_out_size
+    if n == 0:
+        return []
+    room = _cli.TRAIN_SIZE - train_size(args)
+    problems = []
+    if not args.batch_size <= n <= room:
+        problems.append(
+            f"--held-out-size must be 0 or in [--batch-size {args.batch_size}, {room}] (the "
+            f"training images outside --train-size {train_size(args)}), got {n}"
+        )
+    if args.reward != "next":
+        problems.append(f"--held-out-size needs --reward next, got --reward {args.reward}")
+    if args.clean_size:
+        problems.append("--held-out-size and --clean-size are two comparisons: pass one")
     return problems
 
 
@@ -372,10 +400,12 @@ def one_split(split, batch_size: int, seed: int):
     return split.shuffle(buffer, seed=seed + 1000).repeat().batch(batch_size, drop_remainder=True)
 
 
-def train(run, splits, args, seed, steps, test, logdir):
-    """Trains one mixture; returns (test accuracy, final probabilities, logger or None,
-    the evidence rule's per-split advantages or None)."""
+def train(run, splits, args, seed, steps, test, logdir, held_out=None):
+    """Trains one mixture (``held_out``: the GAR run's comparison images and labels, or
+    None); returns (test accuracy, final probabilities, logger or None, the evidence
+    rule's per-split advantages or None)."""
     import keras
+    import tensorflow as tf
 
     import gar_tf
     from gar_tf_trainers import _build
@@ -389,6 +419,13 @@ def train(run, splits, args, seed, steps, test, logdir):
     else:
         sampler = gar_tf.SplitSampler(splits, args.batch_size, seed=seed, **sampler_options(args))
         data = sampler.dataset(clean_size=args.clean_size if run == "gar" else 0)
+    comparison = None
+    if run == "gar" and held_out is not None:
+        comparison = "held_out"
+        batches = tf.data.Dataset.from_tensor_slices(held_out).shuffle(len(held_out[1]), seed)
+        data = gar_tf.with_comparison(data, batches.batch(args.batch_size, drop_remainder=True))
+    elif run == "gar" and args.clean_size:
+        comparison = "slice"
     if run == "gar":
         logger = gar_tf.callbacks.SplitSamplerLogger(
             sampler, every=args.log_every, log_dir=str(logdir)
@@ -398,7 +435,7 @@ def train(run, splits, args, seed, steps, test, logdir):
             policies=[sampler],
             reward=args.reward,
             similarity=args.similarity,
-            clean_comparison="slice" if args.clean_size else None,
+            clean_comparison=comparison,
             clean_size=args.clean_size,
         )
     else:
@@ -433,8 +470,13 @@ def run_all(args: argparse.Namespace) -> dict:
     from gar_tf_trainers import _build
 
     images, labels = _build.load(args, "train")
+    held_out = None
     if args.train_size is not None:
-        keep = np.random.default_rng(12345).permutation(len(labels))[: args.train_size]
+        order = np.random.default_rng(12345).permutation(len(labels))
+        if args.held_out_size:  # the next images of the same order: clean, never trained on
+            held = order[args.train_size : args.train_size + args.held_out_size]
+            held_out = (images[held].astype(np.float32) / 255.0, labels[held].astype(np.int32))
+        keep = order[: args.train_size]
         images, labels = images[keep], labels[keep]
     test_images, test_labels = _build.load(args, "test")
     test = (test_images.astype(np.float32) / 255.0, test_labels.astype(np.int32))
@@ -452,8 +494,9 @@ def run_all(args: argparse.Namespace) -> dict:
         splits = make_splits(images, labels, args.splits, args.corruption, seed, noise_rates(args))
         for run in args.runs:
             start = time.perf_counter()
+            logdir = root / f"seed{seed}" / run
             acc, probs, logger, advantages = train(
-                run, splits, args, seed, results["steps"], test, root / f"seed{seed}" / run
+                run, splits, args, seed, results["steps"], test, logdir, held_out
             )
             entry = {
                 "seed": seed,
