@@ -16,10 +16,10 @@ setup(
     packages=find_packages(include=["gar_tf", "gar_tf.*", "gar_tf_trainers"]),
     entry_points={
         "console_scripts": [
-            "gar-tf-augment-search = gar_tf_trainers:augment_search",
-            "gar-tf-split-mixture = gar_tf_trainers:split_mixture",
-            "gar-tf-alignment-demo = gar_tf_trainers:alignment_demo",
-            "gar-tf-split-mixture-report = gar_tf_trainers:split_mixture_report",
+            "gar-tf-augment-search = gar_tf_trainers._commands:augment_search",
+            "gar-tf-split-mixture = gar_tf_trainers._commands:split_mixture",
+            "gar-tf-alignment-demo = gar_tf_trainers._commands:alignment_demo",
+            "gar-tf-split-mixture-report = gar_tf_trainers._commands:split_mixture_report",
         ]
     },
     # Upper bounds are the first release series not tested: tox -e lowest runs the suite on the

@@ -46,12 +46,19 @@ def noise_order(names: list[str], rates: list[float]) -> list[str]:
     return [n for _, n in sorted(zip(rates, names))]
 
 
+def corruption_rates(names: list[str], rates: list[float]) -> list[float]:
+    """Each split's share of corrupted examples: its label-noise rate, 1 for a white-noise
+    split (``k:noise``)."""
+    return [1.0 if name.endswith(":noise") else r for name, r in zip(names, rates)]
+
+
 def gar_rows(results: dict) -> list[str]:
     """One row per seed: final probabilities, checks and time to separate."""
-    rates, per_pass = results["noise_rates"], results["steps_per_pass"]
+    per_pass = results["steps_per_pass"]
     rows = []
     for e in (e for e in results["runs"] if e["run"] == "gar"):
         p, trace = e["final_probabilities"], e["probability_trace"]
+        rates = corruption_rates(list(p), results["noise_rates"])
         names = noise_order(list(p), rates)
         k = len(names)
         probs = " / ".join(f"{p[n]:.3f}" for n in names)

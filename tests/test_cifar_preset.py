@@ -5,7 +5,6 @@ independent computations. Nothing is downloaded."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from pathlib import Path
@@ -15,14 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import gar_tf_trainers
-from gar_tf_trainers import _build
-
-# The module, not the console-script function the package exports under the same name;
-# importing it rebinds that name to the module, so the function is put back.
-_command = gar_tf_trainers.augment_search
-augment_search = importlib.import_module("gar_tf_trainers.augment_search")
-gar_tf_trainers.augment_search = _command
+from gar_tf_trainers import _build, augment_search
 
 TRAIN, TEST = 160, 32  # 16 training images per class: 128 trained on, 32 held out
 

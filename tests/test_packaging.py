@@ -69,7 +69,7 @@ def test_sdist_carries_every_file_the_tests_read(tmp_path: Path) -> None:
 
 
 def test_every_trainer_is_a_command_after_install() -> None:
-    import gar_tf_trainers
+    from gar_tf_trainers import _commands
 
     commands = _setup_keyword("entry_points")["console_scripts"]
     trainers = sorted(p.stem for p in (ROOT / "gar_tf_trainers").glob("[!_]*.py"))
@@ -77,7 +77,8 @@ def test_every_trainer_is_a_command_after_install() -> None:
     for command in commands:
         name, target = (part.strip() for part in command.split("="))
         assert name == "gar-tf-" + target.split(":")[1].replace("_", "-")
-        assert callable(getattr(gar_tf_trainers, target.split(":")[1]))
+        assert target.split(":")[0] == "gar_tf_trainers._commands"
+        assert callable(getattr(_commands, target.split(":")[1]))
         installed = Path(sys.executable).parent / name
         if installed.exists():  # pip installed the package into this environment
             done = subprocess.run([installed, "--help"], capture_output=True, text=True)
