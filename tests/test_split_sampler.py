@@ -174,7 +174,7 @@ def test_get_config_says_what_the_sampler_does():
     splits = _constant_splits()
     config = gar_tf.SplitSampler(splits, batch_size=4, temperature=0.1, seed=3).get_config()
     assert config["rule"] == "evidence" and config["temperature"] == 0.1
-    assert (config["confidence"], config["horizon"], config["seed"]) == (2.0, 100.0, 3)
+    assert (config["confidence"], config["horizon"], config["seed"]) == (1.5, 300.0, 3)
     assert config["max_log_ratio"] == 3.0
     assert "entropy" not in config and "policy_optimizer" not in config
     reference = gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", entropy=0.2)

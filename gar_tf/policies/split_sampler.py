@@ -15,7 +15,7 @@ from gar_tf.replicas import all_reduce_sum
 RULES = ("evidence", "reinforce")
 #: Defaults of each rule's options; an option of the other rule is refused.
 RULE_OPTIONS = {
-    "evidence": {"temperature": 0.1, "confidence": 2.0, "horizon": 100.0, "max_log_ratio": 3.0},
+    "evidence": {"temperature": 0.1, "confidence": 1.5, "horizon": 300.0, "max_log_ratio": 3.0},
     "reinforce": {"entropy": 0.3, "policy_optimizer": None},
 }
 
@@ -57,9 +57,9 @@ class SplitSampler(Policy):
         temperature: evidence rule, ``T > 0`` in standard deviations of the
             standardised reward (default 0.1: docs/split_mixture.md).
         confidence: evidence rule, ``c >= 0``: standard errors of a split's mean
-            advantage that count as noise (default 2, about 95%).
+            advantage that count as noise (default 1.5, about 87%; docs/split_mixture.md).
         horizon: evidence rule, steps ``H >= 1`` the statistics remember: each step
-            discounts them by ``1 - 1/H`` (default 100).
+            discounts them by ``1 - 1/H`` (default 300).
         max_log_ratio: evidence rule, ``L > 0``: no split's log-probability goes more than
             L below the best split's (T is raised instead; default 3, i.e. >= 5% of the
             best split's probability; ``inf``: no cap).
