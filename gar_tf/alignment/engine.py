@@ -161,7 +161,7 @@ class AlignmentEngine:
         """Per unit of :meth:`plan_for`'s plan for ``model(x)``: the path it takes, its
         extra FLOPs and the bytes it keeps until the next step, per example, and the same
         for the other paths it has (docs/method.md §12). JVP units (``"fallback"``, and
-        ``"whole-model"`` for layers called without the batch axis) show unknown costs."""
+        ``"enclosing"`` for layers called without the batch axis) show unknown costs."""
         return list(self._planned(x, training)[1])
 
     def recording(self, x, *, training: bool = True, detach: bool = False):

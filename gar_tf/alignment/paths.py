@@ -117,7 +117,7 @@ def _score(option: tuple[int | None, int | None]) -> float:
 def choose(plan: Plan, calls: list[CallShape], paths="auto") -> tuple[Plan, list[PathCost]]:
     """``plan`` with each rule unit's path set (``paths``: ``"auto"``, one path for every
     layer that has it, or ``{layer name: path}`` with ``"auto"`` for the rest), and the
-    cost of every unit (a JVP unit's as its kind, ``"fallback"`` or ``"whole-model"``, with
+    cost of every unit (a JVP unit's as its kind, ``"fallback"`` or ``"enclosing"``, with
     unknown cost). Rule units without a recorded call keep the tangent path.
 
     Raises:
@@ -129,7 +129,7 @@ def choose(plan: Plan, calls: list[CallShape], paths="auto") -> tuple[Plan, list
     units, described = [], []
     for unit in plan.units:
         found = by_unit.get(id(unit))
-        if unit.rule is None:  # a JVP, of the layer or (folded) of the whole model
+        if unit.rule is None:  # a JVP, of the layer or (folded) of an enclosing layer
             units.append(unit)
             name = unit.layer.name
             if unit.folded:

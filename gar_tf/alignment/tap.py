@@ -311,10 +311,8 @@ def probe(
     Raises:
         ValueError: the model's own outputs lack the batch on axis 0.
     """
-    traces = [(batch, *_trace(plan, model, x, training, batch)) for batch in PROBE_BATCHES]
-    unbatched = set()
-    for batch, calls, outputs in traces:
-        unbatched |= {id(call.unit) for call in calls if not _all_lead(_per_example(call), batch)}
+    traces = _traces(plan, model, x, training)
+    for batch, _, outputs in traces:
         if not _all_lead(outputs, batch):
             raise ValueError(
                 f"The outputs of {model.name!r} (shapes {[tuple(t.shape) for t in outputs]} for a "
@@ -322,6 +320,7 @@ def probe(
                 "need one output row per example. Reduce over the batch in the loss, not "
                 "in the model."
             )
+    unbatched = _unbatched(traces)
     shapes = [
         CallShape(
             call.unit,
@@ -339,12 +338,26 @@ def probe(
 def batched_units(plan: Plan, model: keras.layers.Layer, x, training: bool = True) -> list[Unit]:
     """The units of ``plan`` that ``model(x)`` calls, every call's recorded tensors carrying
     the batch of ``x`` on axis 0 (traced as in :func:`probe`)."""
-    called, unbatched = set(), set()
-    for batch in PROBE_BATCHES:
-        calls, _ = _trace(plan, model, x, training, batch)
-        called |= {id(call.unit) for call in calls}
-        unbatched |= {id(call.unit) for call in calls if not _all_lead(_per_example(call), batch)}
-    return [unit for unit in plan.units if id(unit) in called - unbatched]
+    traces = _traces(plan, model, x, training)
+    called = {id(call.unit) for _, calls, _ in traces for call in calls}
+    return [unit for unit in plan.units if id(unit) in called - _unbatched(traces)]
+
+
+def _traces(plan: Plan, model, x, training: bool) -> list[tuple[int, list, list]]:
+    """``(batch, recorded calls, outputs)`` of ``model(x)`` traced at each of
+    :data:`PROBE_BATCHES`."""
+    return [(batch, *_trace(plan, model, x, training, batch)) for batch in PROBE_BATCHES]
+
+
+def _unbatched(traces) -> set[int]:
+    """``id`` of each unit with a call, in any of ``traces``, whose recorded tensors do not
+    lead with that trace's batch."""
+    return {
+        id(call.unit)
+        for batch, calls, _ in traces
+        for call in calls
+        if not _all_lead(_per_example(call), batch)
+    }
 
 
 def _all_lead(tensors: list, batch: int) -> bool:
