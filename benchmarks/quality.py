@@ -7,8 +7,12 @@ the full 10,000-image test set:
 * ``cropflip``: the base augmentation only (zero-pad 4 px, random crop, random mirror);
 * ``randaugment``: base + RandAugment(N=2, M=9) on the standard space;
 * ``trivialaugment``: base + TrivialAugment-Wide;
+* ``uniformaugment``: base + UniformAugment (2 slots, each kept with p = 1/2);
+* ``uniform``: base + GAR's own search space with uniform ops and levels, fixed (what
+  GAR starts from: it isolates what the learning adds);
 * ``gar``: base + an ``AugmentationPolicy`` learned by GAR in the same run
-  (``GARModel(clean_comparison="alternate")``: policy and clean steps alternate);
+  (``--gar-comparison alternate``: policy and clean steps alternate; ``held_out``: a
+  stratified share of the training subset is held out for the comparison batches);
 * ``transfer``: base + a policy exported by an earlier GAR run (``--policy``), fixed.
 
 The fixed policies run in ``tf.data``; GAR's runs inside the train step. Each finished
@@ -38,15 +42,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gar_tf_trainers import _cli  # noqa: E402
 
-CONFIGS = ("cropflip", "randaugment", "trivialaugment", "gar", "transfer")
+CONFIGS = (
+    "cropflip", "randaugment", "trivialaugment", "uniformaugment", "uniform", "gar", "transfer",
+)  # fmt: skip
 LABELS = {
     "cropflip": "crop/flip only",
     "randaugment": "RandAugment (N=2, M=9)",
     "trivialaugment": "TrivialAugment-Wide",
+    "uniformaugment": "UniformAugment (N=2)",
+    "uniform": "uniform over GAR's space (fixed)",
     "gar": "GAR-learned (same run)",
     "transfer": "transferred GAR policy (fixed)",
 }
 GOAL_TIME_OVER_TA = 1.3
+# Ops in each --gar-ops space (checked against gar_tf.augment in tests/test_cli.py).
+GAR_SPACE_SIZES = {"trivialaugment": 14, "wide": 19, "standard": 14}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
         "wide (19 ops) or standard",
     )
     p.add_argument("--gar-max-ops", type=int, default=1, help="GAR op slots per image")
+    p.add_argument(
+        "--gar-comparison",
+        choices=["alternate", "held_out"],
+        default="alternate",
+        help="GAR's comparison gradient: alternate (policy and clean steps alternate) or "
+        "held_out (a stratified --held-out-share never trained on; the same number of "
+        "optimizer steps as the other configurations)",
+    )
+    p.add_argument(
+        "--held-out-share",
+        type=float,
+        default=0.2,
+        help="share held out under --gar-comparison held_out",
+    )
     _cli.add_policy(p)
     p.add_argument(
         "--policy",
@@ -96,6 +120,14 @@ def runs_dir(args: argparse.Namespace) -> Path:
 def check_gar(args: argparse.Namespace) -> list[str]:
     """GAR's slots; the transfer configuration's policy export."""
     problems = _cli.at_least(args, 1, "gar_max_ops")
+    if args.gar_comparison == "held_out":
+        problems += _cli.check_held_out_share(args, args.held_out_share)
+    ops = GAR_SPACE_SIZES[args.gar_ops]
+    if args.min_op_probability >= 1 / ops:
+        problems.append(
+            f"--min-op-probability must be below 1/{ops} for the {ops} ops of --gar-ops "
+            f"{args.gar_ops}, got {args.min_op_probability}"
+        )
     if "transfer" in args.configs and not (Path(args.policy) / "policy.json").exists():
         problems.append(
             f"--configs transfer needs an exported policy, and {args.policy} has no "
@@ -109,7 +141,7 @@ def check_runs_dir(args: argparse.Namespace) -> list[str]:
     """Stored runs of this sweep were made with these settings (else they would mix)."""
     folder = runs_dir(args)
     stored = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    others = [p.name for p in stored if json.loads(p.read_text()).get("settings") != settings(args)]
+    others = [p.name for p in stored if not matches(json.loads(p.read_text()), args)]
     if not others:
         return []
     return [
@@ -141,16 +173,24 @@ def _fixed_policy(config: str, args: argparse.Namespace):
         return baselines.rand_augment
     if config == "trivialaugment":
         return baselines.trivial_augment_wide
+    if config == "uniformaugment":
+        return baselines.uniform_augment
+    if config == "uniform":  # GAR's policy as it starts: zero logits
+        return gar_tf.AugmentationPolicy(
+            ops=_gar_ops(args.gar_ops), max_ops=args.gar_max_ops
+        ).augment
     if config == "transfer":
         policy = gar_tf.load_policy(args.policy)
         return policy.augment
     return None
 
 
-def _train_data(x, y, args, seed: int, policy_fn) -> tf.data.Dataset:
-    """Shuffled batches with crop/flip and the fixed policy, each batch seeded (seed, i)."""
+def _train_data(x, y, args, seed: int, policy_fn, held=None) -> tf.data.Dataset:
+    """Shuffled batches with crop/flip and the fixed policy, each batch seeded (seed, i);
+    each paired with a held-out batch (plain, as the model sees them in test) if ``held``."""
     import tensorflow as tf
 
+    import gar_tf
     from gar_tf.augment import baselines
     from gar_tf_trainers import _build
 
@@ -162,12 +202,16 @@ def _train_data(x, y, args, seed: int, policy_fn) -> tf.data.Dataset:
             images = policy_fn(images, seeds[1])
         return images, labels
 
-    return (
+    train = (
         _build.batches(x, y, args.batch_size, seed)
         .enumerate()
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
     )
+    if held is not None:  # repeated, so the optimizer steps match the other configurations
+        train = gar_tf.with_comparison(
+            train.repeat(), _build.batches(*held, args.batch_size, seed + 1)
+        )
+    return train.prefetch(tf.data.AUTOTUNE)
 
 
 def _gar_ops(name: str):
@@ -176,15 +220,30 @@ def _gar_ops(name: str):
     return list(gar_tf.augment.space_ops("standard")) if name == "trivialaugment" else name
 
 
-SETTINGS = (
-    "dataset", "per_class", "epochs", "batch_size", "learning_rate", "model",
-    "gar_ops", "gar_max_ops", "policy_lr", "ensemble", "policy",
-)  # fmt: skip
+SETTINGS = ("dataset", "per_class", "epochs", "batch_size", "learning_rate", "model")
+# The options each configuration's result depends on, beside SETTINGS.
+CONFIG_SETTINGS = {
+    "uniform": ("gar_ops", "gar_max_ops"),
+    "gar": (
+        "gar_ops", "gar_max_ops", "gar_comparison", "held_out_share", "policy_lr",
+        "policy_beta1", "ensemble", "levels", "min_op_probability",
+    ),
+    "transfer": ("policy",),
+}  # fmt: skip
 
 
-def settings(args: argparse.Namespace) -> dict:
-    """The options a run's result depends on; runs with other settings are not mixed in."""
-    return {k: getattr(args, k) for k in SETTINGS}
+def settings(args: argparse.Namespace, config: str | None) -> dict:
+    """The options a run of ``config`` depends on; runs with other settings are not mixed in."""
+    keys = SETTINGS + CONFIG_SETTINGS.get(config, ())
+    if config == "gar" and args.gar_comparison != "held_out":
+        keys = tuple(k for k in keys if k != "held_out_share")
+    return {k: getattr(args, k) for k in keys}
+
+
+def matches(record: dict, args: argparse.Namespace) -> bool:
+    """Whether a stored run was made with the settings its configuration depends on."""
+    stored = record.get("settings", {})
+    return all(stored.get(k) == v for k, v in settings(args, record.get("config")).items())
 
 
 def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
@@ -198,21 +257,25 @@ def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     (x, y), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
     backbone = _build.backbone(args.model, x.shape[1:])
-    policy = None
+    steps_per_epoch = len(y) // args.batch_size
+    steps = args.epochs * steps_per_epoch
+    policy, held = None, None
     if config == "gar":
         policy = _build.policy(
             args, ops=_gar_ops(args.gar_ops), max_ops=args.gar_max_ops, seed=seed
         )
-        model = gar_tf.GARModel(backbone, policies=[policy], clean_comparison="alternate")
+        model = gar_tf.GARModel(backbone, policies=[policy], clean_comparison=args.gar_comparison)
+        if args.gar_comparison == "held_out":
+            (x, y), held = gar_tf.datasets.held_out_split(x, y, args.held_out_share, seed=seed)
     else:
         model = backbone
-    steps = args.epochs * (len(y) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
     _build.compile_classifier(model, schedule)
-    train = _train_data(x, y, args, seed, _fixed_policy(config, args))
+    train = _train_data(x, y, args, seed, _fixed_policy(config, args), held)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    history = model.fit(train, epochs=args.epochs, verbose=0)
+    per_epoch = steps_per_epoch if held is not None else None  # the paired data is infinite
+    history = model.fit(train, epochs=args.epochs, steps_per_epoch=per_epoch, verbose=0)
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(x_test.astype(np.float32), y_test, batch_size=1000, verbose=0)
     record = {
@@ -223,11 +286,25 @@ def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
         "train_seconds": round(seconds, 1),
         "steps": steps,
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "settings": settings(args),
+        "settings": settings(args, config),
     }
     if policy is not None:
         record["policy"] = policy.policy_string()
+        record.update(distance_from_uniform(policy))
     return record
+
+
+def distance_from_uniform(policy) -> dict:
+    """Total-variation distances of the learned distributions from uniform: of ``p(o)``,
+    ``½ Σ_o |p(o) - 1/N|``, and of ``p(l | o)``, averaged over the ops."""
+    import numpy as np
+
+    d = policy.distributions()
+    ops, levels = d["ops"], d["levels"]
+    return {
+        "tv_ops": round(float(0.5 * np.abs(ops - 1 / len(ops)).sum()), 4),
+        "tv_levels": round(float(0.5 * np.abs(levels - 1 / levels.shape[1]).sum(1).mean()), 4),
+    }
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -385,7 +462,7 @@ def main(argv: list[str] | None = None) -> dict:
             path.write_text(json.dumps(record, indent=1) + "\n")
             print(json.dumps(record), flush=True)
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    records = [r for r in records if r.get("settings") == settings(args)]
+    records = [r for r in records if r["config"] in args.configs and matches(r, args)]
     summary = summarise(records)
     write_report(summary, records, args, command, out)
     print(out.with_suffix(".md").read_text())

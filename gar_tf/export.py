@@ -3,7 +3,9 @@
 ``export_policy(policy, path)`` writes a SavedModel with two endpoints,
 ``augment(images uint8 [B, H, W, C], seed=None)`` (seed: an int or a pair of ints, int32
 or int64; none draws fresh randomness) and ``distributions()``,
-plus ``policy.json`` (configuration, per-op summary, one-line policy string).
+plus ``policy.json`` (configuration, per-op summary, one-line policy string). The
+distributions are stored as logit tables, so a policy learned with ``levels="normal"``
+or an op floor loads as the same distribution in the categorical form.
 Loading it needs only ``tf.saved_model.load``; ``load_policy`` rebuilds a frozen
 :class:`AugmentationPolicy` for ``tf.data`` pipelines.
 """
@@ -31,9 +33,11 @@ SUMMARY_FILE = "policy.json"
 class _ExportedPolicy(tf.Module):
     def __init__(self, policy: AugmentationPolicy, channels: int) -> None:
         super().__init__(name="gar_augmentation_policy")
-        self.count_logits = tf.Variable(policy.count_logits.numpy(), trainable=False)
-        self.op_logits = tf.Variable(policy.op_logits.numpy(), trainable=False)
-        self.level_logits = tf.Variable(policy.level_logits.numpy(), trainable=False)
+        # The distributions as tables, whatever their parametrisation (levels, floor).
+        count, op, level = (t.numpy() for t in policy.logits())
+        self.count_logits = tf.Variable(count, trainable=False)
+        self.op_logits = tf.Variable(op, trainable=False)
+        self.level_logits = tf.Variable(level, trainable=False)
         self.op_names = tf.constant(list(policy.space.names))
         self._space, self._num_levels = policy.space, policy.num_levels
         self._channels = channels

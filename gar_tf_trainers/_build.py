@@ -98,11 +98,14 @@ def backbone(
 
 
 def policy(args: argparse.Namespace, *, ops, max_ops: int, seed: int, **options):
-    """An ``AugmentationPolicy`` with the ``_cli.add_policy`` flags' ensemble and optimizer."""
+    """An ``AugmentationPolicy`` with the ``_cli.add_policy`` flags' ensemble, level model,
+    op floor and optimizer."""
     return gar_tf.AugmentationPolicy(
         ops=ops,
         max_ops=max_ops,
         ensemble=args.ensemble,
+        levels=args.levels,
+        min_op_probability=args.min_op_probability,
         seed=seed,
         policy_optimizer=keras.optimizers.Adam(args.policy_lr, beta_1=args.policy_beta1),
         **options,

@@ -175,13 +175,26 @@ def check_training(args: argparse.Namespace) -> list[str]:
 
 
 def add_policy(p: argparse.ArgumentParser) -> None:
-    """``--policy-lr``, ``--policy-beta1`` and ``--ensemble`` of an ``AugmentationPolicy``
-    (see ``_build.policy``)."""
+    """``--policy-lr``, ``--policy-beta1``, ``--ensemble``, ``--levels`` and
+    ``--min-op-probability`` of an ``AugmentationPolicy`` (see ``_build.policy``)."""
     p.add_argument("--policy-lr", type=float, default=0.01, help="policy Adam learning rate")
     p.add_argument(
         "--policy-beta1", type=float, default=0.9, help="policy Adam beta_1 (first-moment decay)"
     )
     p.add_argument("--ensemble", type=int, default=1, help="independent samplers per batch")
+    p.add_argument(
+        "--levels",
+        choices=["categorical", "normal"],
+        default="categorical",
+        help="level distribution per op: categorical (one logit per level) or normal "
+        "(discretised, learned location and spread)",
+    )
+    p.add_argument(
+        "--min-op-probability",
+        type=float,
+        default=0.0,
+        help="floor on each op's probability, below 1 / (number of ops)",
+    )
 
 
 def check_policy(args: argparse.Namespace) -> list[str]:
@@ -189,7 +202,24 @@ def check_policy(args: argparse.Namespace) -> list[str]:
     problems = positive(args, "policy_lr") + at_least(args, 1, "ensemble")
     if not 0 <= args.policy_beta1 < 1:
         problems.append(f"--policy-beta1 must be in [0, 1), got {args.policy_beta1}")
+    if args.min_op_probability < 0:
+        problems.append(f"--min-op-probability must be >= 0, got {args.min_op_probability}")
     return problems
+
+
+def check_held_out_share(args: argparse.Namespace, share: float) -> list[str]:
+    """``share`` (a ``--held-out-share``) in (0, 1), leaving a full batch on each side."""
+    if not 0 < share < 1:
+        return [f"--held-out-share must be in (0, 1), got {share}"]
+    images = NUM_CLASSES[args.dataset] * args.per_class
+    held = round(share * images)
+    if min(held, images - held) < args.batch_size:
+        return [
+            f"--held-out-share {share} of {images} training images holds out {held} and "
+            f"trains on {images - held}; each needs at least one batch of --batch-size "
+            f"{args.batch_size}"
+        ]
+    return []
 
 
 def add_logging(

@@ -176,24 +176,8 @@ def check_policy_flags(args: argparse.Namespace) -> list[str]:
             f"--batch-size {args.batch_size}), got {args.clean_size}"
         )
     if args.comparison == "held_out":
-        problems += check_held_out_share(args)
+        problems += _cli.check_held_out_share(args, args.held_out_share)
     return problems
-
-
-def check_held_out_share(args: argparse.Namespace) -> list[str]:
-    """``--held-out-share`` in (0, 1), leaving a full batch on each side of the split."""
-    share = args.held_out_share
-    if not 0 < share < 1:
-        return [f"--held-out-share must be in (0, 1), got {share}"]
-    images = _cli.NUM_CLASSES[args.dataset] * args.per_class
-    held = round(share * images)
-    if min(held, images - held) < args.batch_size:
-        return [
-            f"--held-out-share {share} of {images} training images holds out {held} and "
-            f"trains on {images - held}; each needs at least one batch of --batch-size "
-            f"{args.batch_size}"
-        ]
-    return []
 
 
 def check_data_and_model_flags(args: argparse.Namespace) -> list[str]:

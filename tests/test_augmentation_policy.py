@@ -86,6 +86,69 @@ def test_update_raises_the_probability_of_rewarded_ops():
     assert _softmax(policy.level_logits.numpy()[0, 0])[1] > 1 / 3
 
 
+def test_normal_levels_are_a_discretised_normal_with_learned_location_and_spread():
+    policy = gar_tf.AugmentationPolicy(ops=OPS, num_levels=5, max_ops=1, levels="normal", seed=0)
+    policy.level_location.assign([[0.0, 1.0, -2.0, 0.5]])
+    policy.level_log_scale.assign([[0.0, -1.0, -2.0, 0.3]])
+    mu = 4 / (1 + np.exp(-np.array([0.0, 1.0, -2.0, 0.5])))
+    sigma = 4 * np.exp(np.array([0.0, -1.0, -2.0, 0.3]))
+    density = np.exp(-0.5 * ((np.arange(5)[None] - mu[:, None]) / sigma[:, None]) ** 2)
+    level = density / density.sum(1, keepdims=True)
+    np.testing.assert_allclose(policy.distributions()["levels"], level, rtol=1e-5)
+    op, count = 0.25, 1.0  # zero logits, one slot
+    actions = tf.constant([[0, 2, 0], [0, 1, 4], [0, 3, 2]])
+    expected = [
+        np.log(count * op * level[2, 0]),
+        np.log(op * level[1, 4]),
+        np.log(op * level[3, 2]),
+    ]
+    np.testing.assert_allclose(policy.log_prob(actions).numpy(), expected, rtol=1e-5)
+    # Rewarding high levels of op 1 moves its location up: neighbouring levels share it.
+    policy.policy_optimizer = keras.optimizers.SGD(1.0)
+    before = policy.distributions()["levels"][1]
+    policy.update(
+        tf.constant([1.0, 1.0, -1.0, -1.0]),
+        tf.constant([[0, 1, 4], [0, 1, 3]] + [[0, 1, 0], [0, 1, 1]]),
+    )
+    after = policy.distributions()["levels"][1]
+    assert after @ np.arange(5) > before @ np.arange(5) and after[2] > 0  # no level dropped
+
+
+def test_op_floor_keeps_every_op_probability_above_it():
+    policy = gar_tf.AugmentationPolicy(ops=OPS, num_levels=3, max_ops=1, min_op_probability=0.1)
+    policy.op_logits.assign([[0.0, -30.0, 5.0, 0.0]])
+    expected = 0.6 * _softmax(np.array([0.0, -30.0, 5.0, 0.0])) + 0.1
+    np.testing.assert_allclose(policy.distributions()["ops"], expected, rtol=1e-5)
+    a = policy.sample(4000, seed=tf.constant([1, 2], tf.int64)).numpy()
+    counts = np.bincount(a[:, 1], minlength=len(OPS))
+    chi2 = ((counts - 4000 * expected) ** 2 / (4000 * expected)).sum()
+    assert chi2 < 16.27  # 3 degrees of freedom, p = 0.001
+    actions = tf.constant([[0, 1, 0]])
+    np.testing.assert_allclose(
+        policy.log_prob(actions).numpy(), [np.log(expected[1] / 3)], rtol=1e-5
+    )
+
+
+def test_export_of_normal_levels_and_a_floor_is_the_same_distribution(tmp_path):
+    policy = gar_tf.AugmentationPolicy(
+        ops="standard", levels="normal", min_op_probability=0.02, seed=0
+    )
+    rng = np.random.default_rng(3)
+    for w in policy.policy_weights:
+        w.assign(rng.normal(size=w.shape).astype(np.float32))
+    path = gar_tf.export_policy(policy, tmp_path / "p", channels=1)
+    loaded = gar_tf.load_policy(path)
+    for name, value in policy.distributions().items():
+        np.testing.assert_allclose(loaded.distributions()[name], value, rtol=1e-5, atol=1e-7)
+    images = rng.integers(0, 256, (6, 16, 16, 1)).astype(np.uint8)
+    seed = tf.constant([4, 5], tf.int64)
+    np.testing.assert_array_equal(
+        loaded.augment(images, seed).numpy(), policy.augment(images, seed).numpy()
+    )
+    restored = gar_tf.AugmentationPolicy.from_config(policy.get_config())
+    assert (restored.levels, restored.min_op_probability) == ("normal", 0.02)
+
+
 def test_bad_configuration():
     with pytest.raises(ValueError, match="first op must be Identity"):
         gar_tf.AugmentationPolicy(ops=["Invert", "Identity"])
@@ -93,6 +156,10 @@ def test_bad_configuration():
         gar_tf.AugmentationPolicy(ops=["Identity", "Teleport"])
     with pytest.raises(ValueError, match=">= 1"):
         gar_tf.AugmentationPolicy(max_ops=0)
+    with pytest.raises(ValueError, match="levels must be one of"):
+        gar_tf.AugmentationPolicy(levels="beta")
+    with pytest.raises(ValueError, match=r"min_op_probability must be in \[0, 1/4\)"):
+        gar_tf.AugmentationPolicy(ops=OPS, min_op_probability=0.25)
 
 
 def test_export_round_trip_without_gar_tf(tmp_path):

@@ -116,6 +116,7 @@ REFUSED = [
     ("augment_search", ["--max-ops", "0"], "--max-ops must be >= 1"),
     ("augment_search", ["--policy-lr", "0"], "--policy-lr must be > 0"),
     ("augment_search", ["--policy-beta1", "1"], "--policy-beta1 must be in [0, 1)"),
+    ("augment_search", ["--min-op-probability", "-0.1"], "--min-op-probability must be >= 0"),
     # the CIFAR preset: its defaults are checked like flags; data directory of the right kind
     ("augment_search", ["--preset", "cifar100", "--per-class", "600"], "1..500 for cifar100"),
     ("augment_search", ["--preset", "cifar10", "--data-dir", "/x"],
@@ -126,6 +127,10 @@ REFUSED = [
     # quality: the transfer export missing is found before the other configs train
     ("benchmarks/quality.py", ["--policy", "/nonexistent"], "has no policy.json"),
     ("benchmarks/quality.py", ["--per-class", "5"], "fewer than one batch"),
+    ("benchmarks/quality.py", ["--gar-comparison", "held_out", "--per-class", "20"],
+     "holds out 40 and trains on 160"),
+    ("benchmarks/quality.py", ["--min-op-probability", "0.1"],
+     "--min-op-probability must be below 1/14"),
     ("benchmarks/overhead.py", ["--batch-size", "0"], "--batch-size must be >= 1"),
     ("benchmarks/augment_throughput.py", ["--slots", "0"], "--slots must be >= 1"),
     ("benchmarks/augment_throughput.py", ["--json", "/nonexistent/r.json"], "does not exist"),
@@ -166,6 +171,21 @@ def test_unknown_ops_refused_before_data_loads(tmp_path):
         "--ops", "Identity,Nope", "--logdir", str(tmp_path), "--data-dir", str(tmp_path),
     )  # fmt: skip
     assert status == 2 and "unknown augmentation op 'Nope'" in err, err
+
+
+def test_quality_space_sizes_agree_with_gar_tf():
+    import importlib.util
+
+    import gar_tf
+
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+
+    assert {
+        name: len(gar_tf.augment.space_ops("standard" if name == "trivialaugment" else name))
+        for name in quality.GAR_SPACE_SIZES
+    } == quality.GAR_SPACE_SIZES
 
 
 def test_backbone_names_agree_with_gar_tf():

@@ -2,7 +2,9 @@
 
 Per example: a count ``n ~ p(n)`` of op slots (1..max_ops), an op per slot
 ``o_s ~ p(o)`` (learned, unlike the reference code; docs/method.md §6) and a level per slot
-``l_s ~ p(l | o_s)``; slots past ``n`` are Identity. An ensemble of ``E`` such
+``l_s ~ p(l | o_s)`` (a free categorical, or a discretised normal whose location and
+spread are learned, so neighbouring levels share evidence); slots past ``n`` are
+Identity. An ensemble of ``E`` such
 samplers acts on E contiguous slices of the batch, each standardising its own
 rewards (docs/method.md §5). Keep probabilities of the reference code are not modelled.
 """
@@ -26,6 +28,8 @@ from gar_tf.augment.sampling import (
 from gar_tf.policies.base import Policy
 from gar_tf.replicas import replica_id
 
+LEVEL_MODELS = ("categorical", "normal")
+
 
 @keras.saving.register_keras_serializable(package="gar_tf")
 class AugmentationPolicy(Policy):
@@ -43,6 +47,12 @@ class AugmentationPolicy(Policy):
         max_ops: the most op slots per image; ``n`` is drawn from 1..max_ops.
         learn_ops: learn which op (True) or keep op choice uniform (the reference).
         ensemble: E independent samplers over E contiguous slices of the batch.
+        levels: ``"categorical"`` (one logit per op and level) or ``"normal"``:
+            ``p(l | o) ∝ exp(-(l - mu_o)^2 / (2 sigma_o^2))`` on ``0..num_levels-1``,
+            two parameters per op, ``mu_o = (L-1) sigmoid(a_o)`` and
+            ``sigma_o = (L-1) exp(b_o)`` (zero init: centred, nearly flat; docs/method.md §6).
+        min_op_probability: floor ``f`` on each op's probability,
+            ``p(o) = (1 - N f) softmax(z) + f``, in ``[0, 1/N)``: no op is dropped for good.
         seed: seed of the op draws in training.
         value_range: the range of the images (as in Keras image layers): ``(0, 255)``
             (default; uint8 or float) or e.g. ``(0, 1)`` for float images; values
@@ -57,6 +67,8 @@ class AugmentationPolicy(Policy):
         max_ops: int = 4,
         learn_ops: bool = True,
         ensemble: int = 1,
+        levels: str = "categorical",
+        min_op_probability: float = 0.0,
         seed: int | None = None,
         value_range: Sequence[float] = (0, 255),
         policy_optimizer: keras.optimizers.Optimizer | None = None,
@@ -73,6 +85,13 @@ class AugmentationPolicy(Policy):
                 "num_levels, max_ops and ensemble must be >= 1, got "
                 f"{num_levels}, {max_ops}, {ensemble}."
             )
+        if levels not in LEVEL_MODELS:
+            raise ValueError(f"levels must be one of {LEVEL_MODELS}, got {levels!r}.")
+        n = len(space.ops)
+        if not 0 <= min_op_probability < 1 / n:
+            raise ValueError(
+                f"min_op_probability must be in [0, 1/{n}) for {n} ops, got {min_op_probability}."
+            )
         super().__init__(
             policy_optimizer=policy_optimizer,
             clip_value=clip_value,
@@ -87,11 +106,12 @@ class AugmentationPolicy(Policy):
         self.max_ops = int(max_ops)
         self.learn_ops = bool(learn_ops)
         self.ensemble = int(ensemble)
+        self.levels = levels
+        self.min_op_probability = float(min_op_probability)
         self.seed = seed
         if len(value_range) != 2 or not value_range[0] < value_range[1]:
             raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
         self.value_range = tuple(float(v) for v in value_range)
-        n = len(space.ops)
         self.count_logits = self.add_policy_weight("count_logits", (ensemble, max_ops))
         if learn_ops:
             self.op_logits = self.add_policy_weight("op_logits", (ensemble, n))
@@ -99,7 +119,11 @@ class AugmentationPolicy(Policy):
             self.op_logits = self.add_weight(
                 name="op_logits", shape=(ensemble, n), initializer="zeros", trainable=False
             )
-        self.level_logits = self.add_policy_weight("level_logits", (ensemble, n, num_levels))
+        if levels == "categorical":
+            self.level_logits = self.add_policy_weight("level_logits", (ensemble, n, num_levels))
+        else:
+            self.level_location = self.add_policy_weight("level_location", (ensemble, n))
+            self.level_log_scale = self.add_policy_weight("level_log_scale", (ensemble, n))
         # The draws' RNG state is a weight, so that checkpoints resume the same stream.
         self.rng_state = keras.Variable(  # tracked as a non-trainable weight
             np.array([np.random.randint(2**31 - 1) if seed is None else seed, 0], np.int64),
@@ -111,8 +135,22 @@ class AugmentationPolicy(Policy):
 
     transform_supports_xla = False  # image ops without XLA kernels
 
-    def _logits(self):
-        return self.count_logits.value, self.op_logits.value, self.level_logits.value
+    def logits(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Logits of ``p(n)`` [E, K], ``p(o)`` [E, N] and ``p(l | o)`` [E, N, L] (unnormalised
+        log-probabilities: what sampling, export and the distributions read)."""
+        op = self.op_logits.value
+        if self.min_op_probability:
+            f = self.min_op_probability
+            op = tf.math.log((1.0 - op.shape[-1] * f) * tf.nn.softmax(op) + f)
+        if self.levels == "categorical":
+            level = self.level_logits.value
+        else:
+            span = float(max(self.num_levels - 1, 1))
+            mu = span * tf.sigmoid(self.level_location.value)[..., None]
+            sigma = span * tf.exp(self.level_log_scale.value)[..., None]
+            grid = tf.range(self.num_levels, dtype=mu.dtype)
+            level = -0.5 * tf.square((grid - mu) / sigma)
+        return self.count_logits.value, op, level
 
     def _next_seed(self) -> tf.Tensor:
         """The next seed of the stream, distinct per replica (each draws its own)."""
@@ -125,15 +163,16 @@ class AugmentationPolicy(Policy):
     def sample(self, batch_size, seed=None) -> tf.Tensor:
         """Actions ``[B, 1 + 2 max_ops]`` (``n - 1``, ops, levels); stateless given ``seed``."""
         seed = self._next_seed() if seed is None else seed
-        return sample_actions(*self._logits(), batch_size, seed)
+        return sample_actions(*self.logits(), batch_size, seed)
 
     def log_prob(self, actions: tf.Tensor) -> tf.Tensor:
         actions = tf.cast(actions, tf.int32)
         member = member_of(tf.shape(actions)[0], self.ensemble)
         active, ops, levels = active_ops(actions, self.max_ops)
-        count_lp = tf.nn.log_softmax(tf.gather(self.count_logits.value, member))
-        op_lp = tf.nn.log_softmax(tf.gather(self.op_logits.value, member))
-        level_lp = tf.nn.log_softmax(tf.gather(self.level_logits.value, member))
+        count_logits, op_logits, level_logits = self.logits()
+        count_lp = tf.nn.log_softmax(tf.gather(count_logits, member))
+        op_lp = tf.nn.log_softmax(tf.gather(op_logits, member))
+        level_lp = tf.nn.log_softmax(tf.gather(level_logits, member))
         slot_lp = tf.gather(op_lp, ops, batch_dims=1) + tf.gather_nd(
             level_lp, tf.stack([ops, levels], -1), batch_dims=1
         )
@@ -146,7 +185,7 @@ class AugmentationPolicy(Policy):
         def h(logits):
             return -tf.reduce_sum(tf.nn.softmax(logits) * tf.nn.log_softmax(logits), -1)
 
-        count, op, level = self._logits()
+        count, op, level = self.logits()
         return tf.reduce_mean(h(count) + h(op) + tf.reduce_mean(h(level), -1))
 
     def transform(self, x, actions: tf.Tensor, seed=None):
@@ -172,7 +211,7 @@ class AugmentationPolicy(Policy):
         function the exported SavedModel serves, same output for the same seed."""
         return self._in_value_range(
             images,
-            lambda x: augment_with(x, *self._logits(), seed, self.space, self.num_levels),
+            lambda x: augment_with(x, *self.logits(), seed, self.space, self.num_levels),
         )
 
     def _in_value_range(self, images, apply):
@@ -224,7 +263,7 @@ class AugmentationPolicy(Policy):
 
     def distributions(self) -> dict[str, np.ndarray]:
         """Mean over members of ``p(n)`` [K], ``p(o)`` [N] and ``p(l | o)`` [N, L]."""
-        count, op, level = (tf.nn.softmax(t).numpy().mean(0) for t in self._logits())
+        count, op, level = (tf.nn.softmax(t).numpy().mean(0) for t in self.logits())
         return {"count": count, "ops": op, "levels": level}
 
     def summary(self) -> dict:
@@ -261,6 +300,8 @@ class AugmentationPolicy(Policy):
             "max_ops": self.max_ops,
             "learn_ops": self.learn_ops,
             "ensemble": self.ensemble,
+            "levels": self.levels,
+            "min_op_probability": self.min_op_probability,
             "seed": self.seed,
             "value_range": list(self.value_range),
             "clip_value": self.clip_value,
