@@ -4,7 +4,8 @@ Trains the same backbone with the same schedule on a stratified subset of real
 Fashion-MNIST (or MNIST) under each configuration, for several seeds, and evaluates on
 the full 10,000-image test set:
 
-* ``cropflip``: the base augmentation only (zero-pad 4 px, random crop, random mirror);
+* ``cropflip``: the base augmentation only (zero-pad 4 px, random crop, random mirror;
+  no mirror for MNIST, whose digits it would change);
 * ``randaugment``: base + RandAugment(N=2, M=9) on the standard space;
 * ``trivialaugment``: base + TrivialAugment-Wide;
 * ``uniformaugment``: base + UniformAugment (2 slots, each kept with p = 1/2);
@@ -17,8 +18,10 @@ the full 10,000-image test set:
 
 The fixed policies run in ``tf.data``; GAR's runs inside the train step. Each finished
 run is stored as JSON under ``--runs-dir`` and skipped when the command is repeated, so
-an interrupted sweep resumes. At the end the script writes ``<out>.md`` (table, command,
-machine), ``<out>.json`` and ``<out>.png`` (bar chart). docs/quality.md has the results.
+an interrupted sweep resumes; one command per dataset, both into the same ``--out``. At
+the end the script writes ``<out>.md`` (per dataset: table, GAR's paired differences,
+per-run numbers), ``<out>.json`` (the list of run records) and ``<out>.png`` (bar chart).
+docs/quality.md has the results.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
 # Runs from a checkout without installing the package; shares the trainers' CLI pieces.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gar_tf_trainers import _cli  # noqa: E402
+from gar_tf_trainers import _cli, _stats  # noqa: E402
 
 CONFIGS = (
     "cropflip", "randaugment", "trivialaugment", "uniformaugment", "uniform", "gar", "transfer",
@@ -55,6 +58,7 @@ LABELS = {
     "transfer": "transferred GAR policy (fixed)",
 }
 GOAL_TIME_OVER_TA = 1.3
+UNFLIPPED = ("mnist",)  # digits: the base augmentation crops but does not mirror
 # Ops in each --gar-ops space (checked against gar_tf.augment in tests/test_cli.py).
 GAR_SPACE_SIZES = {"trivialaugment": 14, "wide": 19, "standard": 14}
 
@@ -110,11 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def out_stem(args: argparse.Namespace) -> Path:
-    return Path(args.out or f"docs/results/quality_{args.dataset}")
+    return Path(args.out or "docs/results/quality")
 
 
 def runs_dir(args: argparse.Namespace) -> Path:
     return Path(args.runs_dir or f"{out_stem(args)}_runs")
+
+
+def run_path(folder: Path, dataset: str, config: str, seed: int) -> Path:
+    return folder / f"{dataset}_{config}_seed{seed}.json"
 
 
 def check_gar(args: argparse.Namespace) -> list[str]:
@@ -138,9 +146,9 @@ def check_gar(args: argparse.Namespace) -> list[str]:
 
 
 def check_runs_dir(args: argparse.Namespace) -> list[str]:
-    """Stored runs of this sweep were made with these settings (else they would mix)."""
+    """Stored runs of this dataset were made with these settings (else they would mix)."""
     folder = runs_dir(args)
-    stored = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    stored = sorted(folder.glob(f"{args.dataset}_*.json")) if folder.is_dir() else []
     others = [p.name for p in stored if not matches(json.loads(p.read_text()), args)]
     if not others:
         return []
@@ -197,7 +205,7 @@ def _train_data(x, y, args, seed: int, policy_fn, held=None) -> tf.data.Dataset:
     def augment(i, batch):
         images, labels = batch
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), i]), 2)
-        images = baselines.crop_flip(images, seeds[0])
+        images = baselines.crop_flip(images, seeds[0], flip=args.dataset not in UNFLIPPED)
         if policy_fn is not None:
             images = policy_fn(images, seeds[1])
         return images, labels
@@ -279,6 +287,7 @@ def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(x_test.astype(np.float32), y_test, batch_size=1000, verbose=0)
     record = {
+        "dataset": args.dataset,
         "config": config,
         "seed": seed,
         "test_accuracy": round(float(accuracy), 4),
@@ -290,21 +299,9 @@ def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     }
     if policy is not None:
         record["policy"] = policy.policy_string()
-        record.update(distance_from_uniform(policy))
+        distance = policy.distance_from_uniform()
+        record.update(tv_ops=round(distance["ops"], 4), tv_levels=round(distance["levels"], 4))
     return record
-
-
-def distance_from_uniform(policy) -> dict:
-    """Total-variation distances of the learned distributions from uniform: of ``p(o)``,
-    ``½ Σ_o |p(o) - 1/N|``, and of ``p(l | o)``, averaged over the ops."""
-    import numpy as np
-
-    d = policy.distributions()
-    ops, levels = d["ops"], d["levels"]
-    return {
-        "tv_ops": round(float(0.5 * np.abs(ops - 1 / len(ops)).sum()), 4),
-        "tv_levels": round(float(0.5 * np.abs(levels - 1 / levels.shape[1]).sum(1).mean()), 4),
-    }
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -312,35 +309,46 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(records: list[dict]) -> dict:
-    """Per-config mean ± std accuracy and time, and GAR's time over TrivialAugment's."""
-    rows = {}
-    for config in CONFIGS:
-        runs = sorted((r for r in records if r["config"] == config), key=lambda r: r["seed"])
-        if runs:
-            acc, acc_std = _mean_std([r["test_accuracy"] for r in runs])
-            sec, sec_std = _mean_std([r["train_seconds"] for r in runs])
-            rows[config] = {
-                "seeds": [r["seed"] for r in runs],
-                "per_seed": [r["test_accuracy"] for r in runs],
-                "accuracy": acc,
-                "accuracy_std": acc_std,
-                "seconds": sec,
-                "seconds_std": sec_std,
-            }
-    by_seed = {(r["config"], r["seed"]): r["train_seconds"] for r in records}
-    ratios = [
-        by_seed[("gar", s)] / by_seed[("trivialaugment", s)]
-        for (c, s) in by_seed
-        if c == "gar" and ("trivialaugment", s) in by_seed
-    ]
-    summary = {"rows": rows, "gar_time_over_trivialaugment": ratios}
-    if "gar" in rows and ratios:
-        summary["goal_met"] = {
-            "accuracy_vs_trivialaugment": rows["gar"]["accuracy"]
-            >= rows.get("trivialaugment", {}).get("accuracy", float("inf")),
-            "accuracy_vs_randaugment": rows["gar"]["accuracy"]
-            >= rows.get("randaugment", {}).get("accuracy", float("inf")),
-            "time_over_trivialaugment": statistics.fmean(ratios) <= GOAL_TIME_OVER_TA,
+    """Per dataset: each config's mean ± std accuracy and time; GAR minus each other config,
+    paired by seed (mean and 95% t interval); GAR's time over TrivialAugment's, per seed."""
+    summary = {}
+    for dataset in sorted({r["dataset"] for r in records}):
+        runs = [r for r in records if r["dataset"] == dataset]
+        by_run = {(r["config"], r["seed"]): r for r in runs}
+        rows = {}
+        for config in CONFIGS:
+            mine = sorted((r for r in runs if r["config"] == config), key=lambda r: r["seed"])
+            if mine:
+                acc, acc_std = _mean_std([r["test_accuracy"] for r in mine])
+                sec, sec_std = _mean_std([r["train_seconds"] for r in mine])
+                rows[config] = {
+                    "seeds": [r["seed"] for r in mine],
+                    "per_seed": [r["test_accuracy"] for r in mine],
+                    "accuracy": acc,
+                    "accuracy_std": acc_std,
+                    "seconds": sec,
+                    "seconds_std": sec_std,
+                }
+        differences = {}
+        for other in rows:
+            seeds = [s for s in rows.get("gar", {}).get("seeds", []) if (other, s) in by_run]
+            if other != "gar" and len(seeds) > 1:
+                differences[other] = {
+                    "seeds": seeds,
+                    **_stats.paired(
+                        [by_run["gar", s]["test_accuracy"] for s in seeds],
+                        [by_run[other, s]["test_accuracy"] for s in seeds],
+                    ),
+                }
+        ratios = [
+            by_run["gar", s]["train_seconds"] / by_run["trivialaugment", s]["train_seconds"]
+            for s in rows.get("gar", {}).get("seeds", [])
+            if ("trivialaugment", s) in by_run
+        ]
+        summary[dataset] = {
+            "rows": rows,
+            "gar_minus": differences,
+            "gar_time_over_trivialaugment": ratios,
         }
     return summary
 
@@ -363,77 +371,103 @@ def machine() -> str:
     )
 
 
-def write_report(summary: dict, records: list[dict], args, command: str, out: Path) -> None:
+def write_report(summary: dict, records: list[dict], command: str, out: Path) -> None:
+    """``<out>.md`` (per dataset: table, paired differences, per run), ``<out>.json`` (the
+    list of run records) and ``<out>.png`` (bar chart, one panel per dataset)."""
     lines = [
-        f"# Augmentation quality on {args.dataset} ({10 * args.per_class} training images)",
+        "# Augmentation quality: GAR-learned policies against fixed ones",
         "",
-        f"Command: `{command}`",
+        f"Last command: `{command}`",
         "",
         f"Machine: {machine()}.",
-        "",
-        "| configuration | test accuracy (mean ± std) | seeds | train time per run (s) |",
-        "|---|---|---|---|",
     ]
-    for config, row in summary["rows"].items():
-        lines.append(
-            f"| {LABELS[config]} | {row['accuracy']:.4f} ± {row['accuracy_std']:.4f} "
-            f"| {len(row['seeds'])} | {row['seconds']:.0f} ± {row['seconds_std']:.0f} |"
-        )
-    ratios = summary["gar_time_over_trivialaugment"]
-    if ratios:
+    for dataset, part in summary.items():
+        settings = next(r["settings"] for r in records if r["dataset"] == dataset)
         lines += [
             "",
-            "GAR's wall time over TrivialAugment-Wide's (same seed): "
-            + ", ".join(f"{r:.2f}" for r in ratios)
-            + f"; mean {statistics.fmean(ratios):.2f} (goal ≤ {GOAL_TIME_OVER_TA}).",
+            f"## {dataset}: {10 * settings['per_class']} training images, {settings['model']}, "
+            f"{settings['epochs']} epochs of batch {settings['batch_size']}",
+            "",
+            "| configuration | test accuracy (mean ± std) | seeds | train time per run (s) |",
+            "|---|---|---|---|",
         ]
-    lines += ["", "Per run:", "", "| configuration | seed | accuracy | seconds | load avg |"]
-    lines.append("|---|---|---|---|---|")
-    for r in sorted(records, key=lambda r: (CONFIGS.index(r["config"]), r["seed"])):
-        lines.append(
-            f"| {r['config']} | {r['seed']} | {r['test_accuracy']:.4f} | {r['train_seconds']} "
-            f"| {r['load_average'][0]} → {r['load_average'][1]} |"
-        )
-    gar_runs = [r for r in records if "policy" in r]
-    if gar_runs:
-        lines += ["", "Learned policies (ops per image | op probability @ mean level):", ""]
-        lines += [f"- seed {r['seed']}: `{r['policy']}`" for r in gar_runs]
+        for config, row in part["rows"].items():
+            lines.append(
+                f"| {LABELS[config]} | {row['accuracy']:.4f} ± {row['accuracy_std']:.4f} "
+                f"| {len(row['seeds'])} | {row['seconds']:.0f} ± {row['seconds_std']:.0f} |"
+            )
+        if part["gar_minus"]:
+            lines += [
+                "",
+                "GAR-learned minus each configuration, paired by seed (95% t interval):",
+                "",
+                "| against | mean difference | 95% interval | seeds |",
+                "|---|---|---|---|",
+            ]
+            for other, d in part["gar_minus"].items():
+                lines.append(
+                    f"| {LABELS[other]} | {d['mean']:+.4f} | [{d['low']:+.4f}, {d['high']:+.4f}] "
+                    f"| {len(d['seeds'])} |"
+                )
+        ratios = part["gar_time_over_trivialaugment"]
+        if ratios:
+            lines += [
+                "",
+                "GAR's wall time over TrivialAugment-Wide's (same seed): "
+                + ", ".join(f"{r:.2f}" for r in ratios)
+                + f"; mean {statistics.fmean(ratios):.2f} (goal ≤ {GOAL_TIME_OVER_TA}).",
+            ]
+        gar = next((r for r in records if r["dataset"] == dataset and "policy" in r), None)
+        if gar is not None:
+            lines += ["", "GAR's settings: `" + json.dumps(gar["settings"]) + "`"]
+        lines += ["", "| configuration | seed | accuracy | seconds | load avg | TV ops / levels |"]
+        lines.append("|---|---|---|---|---|---|")
+        mine = [r for r in records if r["dataset"] == dataset]
+        for r in sorted(mine, key=lambda r: (CONFIGS.index(r["config"]), r["seed"])):
+            tv = f"{r['tv_ops']:.3f} / {r['tv_levels']:.3f}" if "tv_ops" in r else ""
+            lines.append(
+                f"| {r['config']} | {r['seed']} | {r['test_accuracy']:.4f} | {r['train_seconds']} "
+                f"| {r['load_average'][0]} → {r['load_average'][1]} | {tv} |"
+            )
+        learned = [r for r in mine if "policy" in r]
+        if learned:
+            lines += ["", "Learned policies (ops per image | op probability @ mean level):", ""]
+            lines += [f"- seed {r['seed']}: `{r['policy']}`" for r in learned]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(
-        json.dumps({"command": command, "machine": machine(), **summary, "runs": records}, indent=1)
-        + "\n"
-    )
-    plot_bars(
-        summary["rows"],
-        out.with_suffix(".png"),
-        f"{args.dataset}, {10 * args.per_class} training images, {args.epochs} epochs",
-    )
+    ordered = sorted(records, key=lambda r: (r["dataset"], CONFIGS.index(r["config"]), r["seed"]))
+    out.with_suffix(".json").write_text(json.dumps(ordered, indent=1) + "\n")
+    plot_bars(summary, out.with_suffix(".png"))
 
 
-def plot_bars(rows: dict, path: Path, title: str) -> None:
-    """Bar chart of mean test accuracy with ± std error bars and each seed's value."""
+def plot_bars(summary: dict, path: Path) -> None:
+    """Mean test accuracy with ± std error bars and each seed's value, a panel per dataset."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
-    names = list(rows)
-    means = [rows[c]["accuracy"] for c in names]
-    ax.bar(range(len(names)), means, yerr=[rows[c]["accuracy_std"] for c in names], capsize=4)
-    for i, c in enumerate(names):
-        ax.plot([i] * len(rows[c]["per_seed"]), rows[c]["per_seed"], "k.", ms=4)
-    ax.set_xticks(range(len(names)), labels=[LABELS[c] for c in names], rotation=15, fontsize=8)
-    low = min(
-        min(rows[c]["per_seed"] + [rows[c]["accuracy"] - rows[c]["accuracy_std"]]) for c in names
+    fig, axes = plt.subplots(
+        len(summary), 1, figsize=(8, 3.2 * len(summary)), dpi=120, squeeze=False
     )
-    high = max(
-        max(rows[c]["per_seed"] + [rows[c]["accuracy"] + rows[c]["accuracy_std"]]) for c in names
-    )
-    ax.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.01))
-    ax.set_ylabel("test accuracy (10,000 images)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
+    for ax, (dataset, part) in zip(axes[:, 0], summary.items()):
+        rows = part["rows"]
+        names = list(rows)
+        ax.bar(
+            range(len(names)),
+            [rows[c]["accuracy"] for c in names],
+            yerr=[rows[c]["accuracy_std"] for c in names],
+            capsize=4,
+            color=["tab:orange" if c == "gar" else "tab:blue" for c in names],
+        )
+        for i, c in enumerate(names):
+            ax.plot([i] * len(rows[c]["per_seed"]), rows[c]["per_seed"], "k.", ms=4)
+        ax.set_xticks(range(len(names)), labels=[LABELS[c] for c in names], rotation=15, fontsize=7)
+        values = [v for c in names for v in rows[c]["per_seed"]]
+        ax.set_ylim(max(0.0, min(values) - 0.02), min(1.0, max(values) + 0.01))
+        ax.set_ylabel("test accuracy")
+        seeds = max(len(rows[c]["seeds"]) for c in names)
+        ax.set_title(f"{dataset} (mean ± std over up to {seeds} seeds; dots: seeds)", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -455,16 +489,17 @@ def main(argv: list[str] | None = None) -> dict:
     )
     for seed in args.seeds:
         for config in args.configs:
-            path = folder / f"{config}_seed{seed}.json"
+            path = run_path(folder, args.dataset, config, seed)
             if path.exists():  # made with these settings: check_runs_dir
                 continue
             record = run_one(config, seed, args, data)
             path.write_text(json.dumps(record, indent=1) + "\n")
             print(json.dumps(record), flush=True)
+    # This dataset's runs were checked against these settings; other datasets' runs are
+    # reported as they were made (each with its settings).
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    records = [r for r in records if r["config"] in args.configs and matches(r, args)]
     summary = summarise(records)
-    write_report(summary, records, args, command, out)
+    write_report(summary, records, command, out)
     print(out.with_suffix(".md").read_text())
     return summary
 

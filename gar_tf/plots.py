@@ -58,23 +58,49 @@ def plot_split_probabilities(history: list[dict], path: str | Path, title: str =
 
 
 def plot_augmentation_heatmap(summary: dict, path: str | Path, title: str = "") -> Path:
-    """Writes a PNG heat map of ``p(op) p(level | op)`` from
-    :meth:`gar_tf.AugmentationPolicy.summary` (rows: ops, columns: levels)."""
+    """Writes a PNG of :meth:`gar_tf.AugmentationPolicy.summary`: ``p(op)`` as bars against
+    uniform (left) and ``p(level | op)`` as a heat map (right), ops sorted by probability."""
     import numpy as np
 
     plt = _pyplot()
-    names = list(summary["ops"])
-    joint = np.array(
-        [np.array(op["level_distribution"]) * op["probability"] for op in summary["ops"].values()]
+    ranked = sorted(summary["ops"].items(), key=lambda kv: -kv[1]["probability"])
+    names = [name for name, _ in ranked]
+    probability = np.array([op["probability"] for _, op in ranked])
+    levels = np.array([op["level_distribution"] for _, op in ranked])
+    fig, (bars, heat) = plt.subplots(
+        1,
+        2,
+        figsize=(10, 0.3 * len(names) + 1.8),
+        dpi=120,
+        gridspec_kw={"width_ratios": [1, 2.4]},
+        sharey=True,
     )
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(names) + 1.5), dpi=120)
-    image = ax.imshow(joint, aspect="auto", cmap="viridis")
-    ax.set_yticks(
-        range(len(names)), labels=[f"{n} ({summary['ops'][n]['probability']:.3f})" for n in names]
+    rows = np.arange(len(names))
+    uniform = 1 / len(names)
+    bars.barh(rows, probability, color=np.where(probability >= uniform, "tab:blue", "tab:gray"))
+    bars.axvline(uniform, color="k", ls="--", lw=1, label=f"uniform 1/{len(names)}")
+    bars.set_yticks(rows, labels=[f"{n} {p:.3f}" for n, p in zip(names, probability)])
+    bars.invert_yaxis()
+    bars.set_xlabel("p(op)")
+    bars.legend(fontsize="small", loc="lower right")
+    # Colour: each level's probability relative to uniform (1 = uniform), on a log scale.
+    ratio = levels * levels.shape[1]
+    spread = float(max(2.0, np.abs(np.log2(np.clip(ratio, 1e-3, None))).max()))
+    image = heat.imshow(
+        np.log2(np.clip(ratio, 1e-3, None)),
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-spread,
+        vmax=spread,
+        interpolation="nearest",
     )
-    ax.set_xlabel("level")
-    ax.set_title(title or "learned p(op) p(level | op)")
-    fig.colorbar(image, ax=ax, fraction=0.03)
+    heat.set_xlabel("level (0 = weakest)")
+    mean = [op["mean_level"] for _, op in ranked]
+    heat.plot(mean, rows, "k|", ms=9, mew=2, label="mean level")
+    heat.legend(fontsize="small", loc="lower right")
+    bar = fig.colorbar(image, ax=heat, fraction=0.04)
+    bar.set_label("p(level | op) / uniform, log2 (0: uniform)")
+    fig.suptitle(title or "learned augmentation policy", fontsize=10)
     return _save(fig, path)
 
 

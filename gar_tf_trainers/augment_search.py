@@ -325,6 +325,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         "test_accuracy": round(float(accuracy), 4),
         "policy": policy.policy_string(),
         "op_probabilities": {n: round(o["probability"], 4) for n, o in summary["ops"].items()},
+        "tv_from_uniform": {k: round(v, 4) for k, v in policy.distance_from_uniform().items()},
     }
     path = export_dir(args)
     if path is not None:

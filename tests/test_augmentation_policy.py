@@ -119,6 +119,9 @@ def test_op_floor_keeps_every_op_probability_above_it():
     policy.op_logits.assign([[0.0, -30.0, 5.0, 0.0]])
     expected = 0.6 * _softmax(np.array([0.0, -30.0, 5.0, 0.0])) + 0.1
     np.testing.assert_allclose(policy.distributions()["ops"], expected, rtol=1e-5)
+    distance = policy.distance_from_uniform()
+    assert distance["ops"] == pytest.approx(0.5 * np.abs(expected - 0.25).sum(), rel=1e-5)
+    assert distance["levels"] == pytest.approx(0.0, abs=1e-6)  # zero level logits: uniform
     a = policy.sample(4000, seed=tf.constant([1, 2], tf.int64)).numpy()
     counts = np.bincount(a[:, 1], minlength=len(OPS))
     chi2 = ((counts - 4000 * expected) ** 2 / (4000 * expected)).sum()

@@ -76,3 +76,22 @@ def test_crop_flip_is_a_uniform_crop_of_the_padded_image_maybe_mirrored():
     dy, dx, flip = map(np.array, zip(*seen))
     assert _chi2(dy, 5) < 18.5 and _chi2(dx, 5) < 18.5  # 4 degrees of freedom, p = 0.001
     assert 0.4 < flip.mean() < 0.6
+
+
+def test_crop_without_flip_never_mirrors_and_crops_as_with_it():
+    rng = np.random.default_rng(1)
+    images = rng.integers(1, 256, size=(200, 6, 5, 1)).astype(np.float32)
+    flipped = baselines.crop_flip(images, SEED, pad=2).numpy()
+    cropped = baselines.crop_flip(images, SEED, pad=2, flip=False).numpy()
+    padded = np.pad(images, [(0, 0), (2, 2), (2, 2), (0, 0)])
+    for image, crop, maybe_mirrored in zip(padded, cropped, flipped):
+        offsets = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if np.array_equal(crop, image[dy : dy + 6, dx : dx + 5])
+        ]
+        assert len(offsets) == 1  # a crop, never mirrored
+        assert np.array_equal(maybe_mirrored, crop) or np.array_equal(
+            maybe_mirrored, crop[:, ::-1]
+        )  # same offsets as with the flip

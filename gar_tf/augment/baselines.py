@@ -27,15 +27,18 @@ def _seeds(seed, n: int) -> tf.Tensor:
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n)
 
 
-def crop_flip(images, seed, pad: int = 4) -> tf.Tensor:
+def crop_flip(images, seed, pad: int = 4, flip: bool = True) -> tf.Tensor:
     """The standard base augmentation: zero-pad by ``pad`` px, crop back to ``H x W`` at
-    a uniform offset, mirror left-right with p = 1/2; per image, batched ``[B, H, W, C]``."""
+    a uniform offset, mirror left-right with p = 1/2 (unless ``flip=False``, e.g. for
+    digits); per image, batched ``[B, H, W, C]``."""
     s = _seeds(seed, 3)
     batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
     rows = _uniform_ints([batch, 1], 2 * pad + 1, s[0]) + tf.range(height)[None]
     cols = _uniform_ints([batch, 1], 2 * pad + 1, s[1]) + tf.range(width)[None]
     cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    if not flip:
+        return cropped
     mirror = tf.random.stateless_uniform([batch, 1, 1, 1], s[2]) < 0.5
     return tf.where(mirror, tf.reverse(cropped, [2]), cropped)
 

@@ -266,6 +266,16 @@ class AugmentationPolicy(Policy):
         count, op, level = (tf.nn.softmax(t).numpy().mean(0) for t in self.logits())
         return {"count": count, "ops": op, "levels": level}
 
+    def distance_from_uniform(self) -> dict[str, float]:
+        """Total-variation distances from uniform: ``ops``, ``½ Σ_o |p(o) - 1/N|``, and
+        ``levels``, ``½ Σ_l |p(l | o) - 1/L|`` averaged over the ops (0: uniform, 1: the most)."""
+        d = self.distributions()
+        ops, levels = d["ops"], d["levels"]
+        return {
+            "ops": float(0.5 * np.abs(ops - 1 / len(ops)).sum()),
+            "levels": float(0.5 * np.abs(levels - 1 / levels.shape[1]).sum(1).mean()),
+        }
+
     def summary(self) -> dict:
         """JSON-ready description: per-op probability, mean level and mean magnitude (the
         op's unsigned parameter, e.g. degrees for Rotate), level distribution, ops per image."""
