@@ -11,7 +11,8 @@ import tensorflow as tf
 
 import gar_tf
 
-OPS = ["Identity", "Invert", "FlipUD", "Rotate"]
+OPS = ["Identity", "Invert", "FlipUD", "Rotate"]  # only Rotate's level changes the image
+LEVELLED = ["Identity", "Rotate", "Solarize", "Contrast"]  # all but Identity have levels
 
 
 def _softmax(z):
@@ -34,6 +35,7 @@ def test_log_prob_matches_a_hand_computation():
     count = _softmax(policy.count_logits.numpy()[0])
     op = _softmax(policy.op_logits.numpy()[0])
     level = _softmax(policy.level_logits.numpy()[0])
+    level[:3] = 1 / 5  # Identity, Invert and FlipUD: a level changes nothing, so uniform
     # (n - 1, op_0, op_1, level_0, level_1): n = 1 ignores the second slot; n = 2 uses both.
     actions = tf.constant([[0, 3, 1, 4, 2], [1, 3, 1, 4, 2]])
     expected = [
@@ -76,24 +78,39 @@ def test_ensemble_members_sample_from_their_own_logits():
 
 def test_update_raises_the_probability_of_rewarded_ops():
     policy = gar_tf.AugmentationPolicy(
-        ops=OPS, num_levels=3, max_ops=1, policy_optimizer=keras.optimizers.SGD(1.0)
+        ops=LEVELLED, num_levels=3, max_ops=1, policy_optimizer=keras.optimizers.SGD(1.0)
     )
     actions = tf.constant([[0, op, 1, 0][:3] for op in (0, 1, 2, 3)] * 2)
-    rewards = tf.constant([1.0, -1.0, -1.0, 0.0] * 2)
+    rewards = tf.constant([-1.0, 1.0, 1.0, 0.0] * 2)
     policy.update(rewards, actions)
     op = _softmax(policy.op_logits.numpy()[0])
-    assert op[0] > op[3] > op[1] and op[1] == pytest.approx(op[2])
-    assert _softmax(policy.level_logits.numpy()[0, 0])[1] > 1 / 3
+    assert op[1] > op[3] > op[0] and op[1] == pytest.approx(op[2])
+    levels = policy.distributions()["levels"]
+    assert levels[1, 1] > 1 / 3 and levels[2, 1] > 1 / 3  # the rewarded level
+    np.testing.assert_allclose(levels[0], 1 / 3)  # Identity's level is not learned
+
+
+def test_levels_of_ops_without_a_magnitude_stay_uniform():
+    policy = _policy()  # random logits everywhere
+    levels = policy.distributions()["levels"]
+    np.testing.assert_allclose(levels[:3], 1 / 5, rtol=1e-6)  # Identity, Invert, FlipUD
+    assert not np.allclose(levels[3], 1 / 5)
+    assert policy.distance_from_uniform()["levels"] == pytest.approx(
+        0.5 * np.abs(levels[3] - 1 / 5).sum(), rel=1e-5
+    )
 
 
 def test_normal_levels_are_a_discretised_normal_with_learned_location_and_spread():
-    policy = gar_tf.AugmentationPolicy(ops=OPS, num_levels=5, max_ops=1, levels="normal", seed=0)
+    policy = gar_tf.AugmentationPolicy(
+        ops=LEVELLED, num_levels=5, max_ops=1, levels="normal", seed=0
+    )
     policy.level_location.assign([[0.0, 1.0, -2.0, 0.5]])
     policy.level_log_scale.assign([[0.0, -1.0, -2.0, 0.3]])
     mu = 4 / (1 + np.exp(-np.array([0.0, 1.0, -2.0, 0.5])))
     sigma = 4 * np.exp(np.array([0.0, -1.0, -2.0, 0.3]))
     density = np.exp(-0.5 * ((np.arange(5)[None] - mu[:, None]) / sigma[:, None]) ** 2)
     level = density / density.sum(1, keepdims=True)
+    level[0] = 1 / 5  # Identity: no magnitude, uniform
     np.testing.assert_allclose(policy.distributions()["levels"], level, rtol=1e-5)
     op, count = 0.25, 1.0  # zero logits, one slot
     actions = tf.constant([[0, 2, 0], [0, 1, 4], [0, 3, 2]])

@@ -3,8 +3,8 @@
 Per example: a count ``n ~ p(n)`` of op slots (1..max_ops), an op per slot
 ``o_s ~ p(o)`` (learned, unlike the reference code; docs/method.md §6) and a level per slot
 ``l_s ~ p(l | o_s)`` (a free categorical, or a discretised normal whose location and
-spread are learned, so neighbouring levels share evidence); slots past ``n`` are
-Identity. An ensemble of ``E`` such
+spread are learned, so neighbouring levels share evidence; uniform for ops whose level
+changes nothing); slots past ``n`` are Identity. An ensemble of ``E`` such
 samplers acts on E contiguous slices of the batch, each standardising its own
 rewards (docs/method.md §5). Keep probabilities of the reference code are not modelled.
 """
@@ -112,6 +112,9 @@ class AugmentationPolicy(Policy):
         if len(value_range) != 2 or not value_range[0] < value_range[1]:
             raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
         self.value_range = tuple(float(v) for v in value_range)
+        # Ops whose level changes nothing (span 0: Identity, Invert, flips, ...) keep a
+        # uniform level distribution: rewards carry no signal about it.
+        self._has_levels = np.array([op.magnitude.span != 0 for op in space.ops], np.float32)
         self.count_logits = self.add_policy_weight("count_logits", (ensemble, max_ops))
         if learn_ops:
             self.op_logits = self.add_policy_weight("op_logits", (ensemble, n))
@@ -150,7 +153,7 @@ class AugmentationPolicy(Policy):
             sigma = span * tf.exp(self.level_log_scale.value)[..., None]
             grid = tf.range(self.num_levels, dtype=mu.dtype)
             level = -0.5 * tf.square((grid - mu) / sigma)
-        return self.count_logits.value, op, level
+        return self.count_logits.value, op, level * self._has_levels[:, None]
 
     def _next_seed(self) -> tf.Tensor:
         """The next seed of the stream, distinct per replica (each draws its own)."""
@@ -268,12 +271,14 @@ class AugmentationPolicy(Policy):
 
     def distance_from_uniform(self) -> dict[str, float]:
         """Total-variation distances from uniform: ``ops``, ``½ Σ_o |p(o) - 1/N|``, and
-        ``levels``, ``½ Σ_l |p(l | o) - 1/L|`` averaged over the ops (0: uniform, 1: the most)."""
+        ``levels``, ``½ Σ_l |p(l | o) - 1/L|`` averaged over the ops that have levels."""
         d = self.distributions()
-        ops, levels = d["ops"], d["levels"]
+        ops, levels = d["ops"], d["levels"][self._has_levels > 0]
         return {
             "ops": float(0.5 * np.abs(ops - 1 / len(ops)).sum()),
-            "levels": float(0.5 * np.abs(levels - 1 / levels.shape[1]).sum(1).mean()),
+            "levels": float(0.5 * np.abs(levels - 1 / d["levels"].shape[1]).sum(1).mean())
+            if len(levels)
+            else 0.0,
         }
 
     def summary(self) -> dict:
