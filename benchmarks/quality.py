@@ -91,10 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gar-comparison",
         choices=["alternate", "held_out"],
-        default="alternate",
-        help="GAR's comparison gradient: alternate (policy and clean steps alternate) or "
-        "held_out (a stratified --held-out-share never trained on; the same number of "
-        "optimizer steps as the other configurations)",
+        default="held_out",
+        help="GAR's comparison gradient: held_out (a stratified --held-out-share never "
+        "trained on; the same number of optimizer steps as the other configurations) or "
+        "alternate (policy and clean steps alternate)",
     )
     p.add_argument(
         "--held-out-share",
@@ -109,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="exported policy for the transfer configuration",
     )
     p.add_argument("--runs-dir", default=None, help="per-run JSON (default: <out>_runs)")
-    p.add_argument("--out", default=None, help="output stem (default: docs/results/quality_<ds>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output stem: <out>.md, .json, .png (default: docs/results/quality)",
+    )
     return p
 
 
@@ -128,7 +132,7 @@ def run_path(folder: Path, dataset: str, config: str, seed: int) -> Path:
 def check_gar(args: argparse.Namespace) -> list[str]:
     """GAR's slots; the transfer configuration's policy export."""
     problems = _cli.at_least(args, 1, "gar_max_ops")
-    if args.gar_comparison == "held_out":
+    if "gar" in args.configs and args.gar_comparison == "held_out":
         problems += _cli.check_held_out_share(args, args.held_out_share)
     ops = GAR_SPACE_SIZES[args.gar_ops]
     if args.min_op_probability >= 1 / ops:

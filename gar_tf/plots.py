@@ -94,10 +94,8 @@ def plot_augmentation_heatmap(summary: dict, path: str | Path, title: str = "") 
         vmax=spread,
         interpolation="nearest",
     )
-    heat.set_xlabel("level (0 = weakest)")
-    mean = [op["mean_level"] for _, op in ranked]
-    heat.plot(mean, rows, "k|", ms=9, mew=2, label="mean level")
-    heat.legend(fontsize="small", loc="lower right")
+    heat.set_xlabel("level (black bar: mean level; docs/augmentation.md maps levels to magnitudes)")
+    heat.plot([op["mean_level"] for _, op in ranked], rows, "k|", ms=9, mew=2)
     bar = fig.colorbar(image, ax=heat, fraction=0.04)
     bar.set_label("p(level | op) / uniform, log2 (0: uniform)")
     fig.suptitle(title or "learned augmentation policy", fontsize=10)

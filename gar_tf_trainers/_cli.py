@@ -177,22 +177,23 @@ def check_training(args: argparse.Namespace) -> list[str]:
 def add_policy(p: argparse.ArgumentParser) -> None:
     """``--policy-lr``, ``--policy-beta1``, ``--ensemble``, ``--levels`` and
     ``--min-op-probability`` of an ``AugmentationPolicy`` (see ``_build.policy``)."""
-    p.add_argument("--policy-lr", type=float, default=0.01, help="policy Adam learning rate")
+    # Defaults from the measured sweep (docs/quality.md): they learn within a few hundred updates.
+    p.add_argument("--policy-lr", type=float, default=0.1, help="policy Adam learning rate")
     p.add_argument(
-        "--policy-beta1", type=float, default=0.9, help="policy Adam beta_1 (first-moment decay)"
+        "--policy-beta1", type=float, default=0.0, help="policy Adam beta_1 (first-moment decay)"
     )
     p.add_argument("--ensemble", type=int, default=1, help="independent samplers per batch")
     p.add_argument(
         "--levels",
         choices=["categorical", "normal"],
-        default="categorical",
+        default="normal",
         help="level distribution per op: categorical (one logit per level) or normal "
         "(discretised, learned location and spread)",
     )
     p.add_argument(
         "--min-op-probability",
         type=float,
-        default=0.0,
+        default=0.02,
         help="floor on each op's probability, below 1 / (number of ops)",
     )
 

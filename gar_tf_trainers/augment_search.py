@@ -46,6 +46,8 @@ _CIFAR = {
     "policy_lr": 0.1,
     "policy_beta1": 0.0,
     "ensemble": 8,
+    "levels": "categorical",
+    "min_op_probability": 0.0,
     "comparison": "held_out",
     "held_out_share": 0.2,
 }

@@ -158,7 +158,9 @@ def test_existing_export_folder_is_refused_before_training(tmp_path):
 
 def test_quality_refuses_runs_with_other_settings_up_front(tmp_path):
     (tmp_path / "q_runs").mkdir()
-    (tmp_path / "q_runs" / "gar_seed0.json").write_text('{"settings": {}}')
+    (tmp_path / "q_runs" / "fashion_mnist_gar_seed0.json").write_text(
+        '{"config": "gar", "settings": {}}'
+    )
     status, _, err, imported = run("benchmarks/quality.py", "--out", str(tmp_path / "q"))
     assert status == 2 and "runs made with other settings" in err, err
     assert not heavy(imported)
