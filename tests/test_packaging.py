@@ -64,6 +64,7 @@ def test_sdist_carries_every_file_the_tests_read(tmp_path: Path) -> None:
     for folder, pattern in [("tests", "*.py"), ("docs", "*.md"), ("gar_tf_trainers", "*.py")]:
         wanted |= {p.relative_to(ROOT) for p in (ROOT / folder).rglob(pattern)}
     wanted |= {p.relative_to(ROOT) for p in (ROOT / "benchmarks").glob("*.py")}
+    wanted |= {p.relative_to(ROOT) for p in (ROOT / "saved_policies").rglob("*") if p.is_file()}
     missing = sorted(str(p) for p in wanted - carried if "__pycache__" not in p.parts)
     assert not missing, f"the sdist lacks {missing}: add them to MANIFEST.in"
 
