@@ -58,6 +58,7 @@ LABELS = {
     "transfer": "transferred GAR policy (fixed)",
 }
 GOAL_TIME_OVER_TA = 1.3
+GOAL_MAX_OP = 0.5  # no op but Identity above this at the end (else: collapsed)
 UNFLIPPED = ("mnist",)  # digits: the base augmentation crops but does not mirror
 # Ops in each --gar-ops space (checked against gar_tf.augment in tests/test_cli.py).
 GAR_SPACE_SIZES = {"trivialaugment": 14, "wide": 19, "standard": 14}
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         p, epochs=25, learning_rate=2e-3, learning_rate_help="Adam, cosine-decayed to 0"
     )
     p.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed and config"
+        "--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="one run per seed and config"
     )
     p.add_argument(
         "--configs",
@@ -308,6 +309,15 @@ def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     return record
 
 
+def leading_op(policy: str) -> tuple[str, float]:
+    """The most likely op other than Identity, from a record's ``policy_string``."""
+    ops = (entry.rsplit(" ", 1) for entry in policy.split(" | ", 1)[1].split(", "))
+    return max(
+        ((name, float(value.split("@")[0])) for name, value in ops if name != "Identity"),
+        key=lambda op: op[1],
+    )
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -435,6 +445,14 @@ def write_report(summary: dict, records: list[dict], command: str, out: Path) ->
             )
         learned = [r for r in mine if "policy" in r]
         if learned:
+            leading = [leading_op(r["policy"]) for r in learned]
+            held = sum(p <= GOAL_MAX_OP for _, p in leading)
+            lines += [
+                "",
+                f"No collapse (no op but Identity above {GOAL_MAX_OP}): {held} of {len(learned)} "
+                "seeds; leading op per seed: "
+                + ", ".join(f"{r['seed']}: {n} {p:.3f}" for r, (n, p) in zip(learned, leading)),
+            ]
             lines += ["", "Learned policies (ops per image | op probability @ mean level):", ""]
             lines += [f"- seed {r['seed']}: `{r['policy']}`" for r in learned]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

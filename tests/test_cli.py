@@ -204,3 +204,22 @@ def test_backbone_names_agree_with_gar_tf():
         except ValueError:
             accepted = False
         assert _cli.backbone_name_ok(name) == accepted, name
+
+
+def test_quality_reads_the_leading_op_from_a_policy_string():
+    """The collapse check parses what AugmentationPolicy.policy_string writes."""
+    import importlib.util
+
+    import numpy as np
+
+    import gar_tf
+
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+
+    policy = gar_tf.AugmentationPolicy(ops=["Identity", "Rotate", "Color", "Posterize"], seed=0)
+    policy.build((2, 8, 8, 3))
+    policy.op_logits.assign(np.log([[7.0, 2.0, 0.5, 0.5]], dtype=np.float32))  # Identity 0.7
+    name, probability = quality.leading_op(policy.policy_string())
+    assert name == "Rotate" and abs(probability - 0.2) < 1e-3
