@@ -175,14 +175,20 @@ def test_unknown_ops_refused_before_data_loads(tmp_path):
     assert status == 2 and "unknown augmentation op 'Nope'" in err, err
 
 
-def test_quality_space_sizes_agree_with_gar_tf():
+def _quality_module():
+    """benchmarks/quality.py, which is a script, not a package module."""
     import importlib.util
-
-    import gar_tf
 
     spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
     quality = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(quality)
+    return quality
+
+
+def test_quality_space_sizes_agree_with_gar_tf():
+    import gar_tf
+
+    quality = _quality_module()
 
     assert {
         name: len(gar_tf.augment.space_ops("standard" if name == "trivialaugment" else name))
@@ -208,15 +214,11 @@ def test_backbone_names_agree_with_gar_tf():
 
 def test_quality_reads_the_leading_op_from_a_policy_string():
     """The collapse check parses what AugmentationPolicy.policy_string writes."""
-    import importlib.util
-
     import numpy as np
 
     import gar_tf
 
-    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
+    quality = _quality_module()
 
     policy = gar_tf.AugmentationPolicy(ops=["Identity", "Rotate", "Color", "Posterize"], seed=0)
     policy.build((2, 8, 8, 3))
