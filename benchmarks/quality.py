@@ -14,6 +14,9 @@ the full 10,000-image test set:
 * ``gar``: base + an ``AugmentationPolicy`` learned by GAR in the same run
   (``--gar-comparison alternate``: policy and clean steps alternate; ``held_out``: a
   stratified share of the training subset is held out for the comparison batches);
+* ``gar_evidence``: as ``gar``, with the op distribution learned by the evidence rule
+  (``op_rule="evidence"``: ops move only as far as their mean rewards differ beyond the
+  noise; levels by REINFORCE as in ``gar``);
 * ``transfer``: base + a policy exported by an earlier GAR run (``--policy``), fixed.
 
 The fixed policies run in ``tf.data``; GAR's runs inside the train step. Each finished
@@ -46,8 +49,10 @@ sys.path.insert(0, str(ROOT))
 from gar_tf_trainers import _cli, _stats  # noqa: E402
 
 CONFIGS = (
-    "cropflip", "randaugment", "trivialaugment", "uniformaugment", "uniform", "gar", "transfer",
+    "cropflip", "randaugment", "trivialaugment", "uniformaugment", "uniform", "gar", "gar_evidence",
+    "transfer",
 )  # fmt: skip
+LEARNED = ("gar", "gar_evidence")  # the configurations whose policy GAR learns
 LABELS = {
     "cropflip": "crop/flip only",
     "randaugment": "RandAugment (N=2, M=9)",
@@ -55,6 +60,7 @@ LABELS = {
     "uniformaugment": "UniformAugment (N=2)",
     "uniform": "uniform over GAR's space (fixed)",
     "gar": "GAR-learned (same run)",
+    "gar_evidence": "GAR-learned, evidence rule for ops (same run)",
     "transfer": "transferred GAR policy (fixed)",
 }
 GOAL_TIME_OVER_TA = 1.3
@@ -103,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.2,
         help="share held out under --gar-comparison held_out",
     )
-    _cli.add_policy(p)
+    _cli.add_policy(p, op_rule=False)  # the configuration names the op rule
     p.add_argument(
         "--policy",
         default="saved_policies/fashion_mnist_seed0",
@@ -133,7 +139,7 @@ def run_path(folder: Path, dataset: str, config: str, seed: int) -> Path:
 def check_gar(args: argparse.Namespace) -> list[str]:
     """GAR's slots; the transfer configuration's policy export."""
     problems = _cli.at_least(args, 1, "gar_max_ops")
-    if "gar" in args.configs and args.gar_comparison == "held_out":
+    if set(LEARNED) & set(args.configs) and args.gar_comparison == "held_out":
         problems += _cli.check_held_out_share(args, args.held_out_share)
     ops = GAR_SPACE_SIZES[args.gar_ops]
     if args.min_op_probability >= 1 / ops:
@@ -243,12 +249,13 @@ CONFIG_SETTINGS = {
     ),
     "transfer": ("policy",),
 }  # fmt: skip
+CONFIG_SETTINGS["gar_evidence"] = CONFIG_SETTINGS["gar"]
 
 
 def settings(args: argparse.Namespace, config: str | None) -> dict:
     """The options a run of ``config`` depends on; runs with other settings are not mixed in."""
     keys = SETTINGS + CONFIG_SETTINGS.get(config, ())
-    if config == "gar" and args.gar_comparison != "held_out":
+    if config in LEARNED and args.gar_comparison != "held_out":
         keys = tuple(k for k in keys if k != "held_out_share")
     return {k: getattr(args, k) for k in keys}
 
@@ -273,9 +280,10 @@ def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     steps_per_epoch = len(y) // args.batch_size
     steps = args.epochs * steps_per_epoch
     policy, held = None, None
-    if config == "gar":
+    if config in LEARNED:
+        rule = "evidence" if config == "gar_evidence" else "reinforce"
         policy = _build.policy(
-            args, ops=_gar_ops(args.gar_ops), max_ops=args.gar_max_ops, seed=seed
+            args, ops=_gar_ops(args.gar_ops), max_ops=args.gar_max_ops, seed=seed, op_rule=rule
         )
         model = gar_tf.GARModel(backbone, policies=[policy], clean_comparison=args.gar_comparison)
         if args.gar_comparison == "held_out":
@@ -323,8 +331,9 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(records: list[dict]) -> dict:
-    """Per dataset: each config's mean ± std accuracy and time; GAR minus each other config,
-    paired by seed (mean and 95% t interval); GAR's time over TrivialAugment's, per seed."""
+    """Per dataset: each config's mean ± std accuracy and time; each GAR-learned config minus
+    each fixed one, paired by seed (mean and 95% t interval); its time over TrivialAugment's,
+    per seed."""
     summary = {}
     for dataset in sorted({r["dataset"] for r in records}):
         runs = [r for r in records if r["dataset"] == dataset]
@@ -343,26 +352,28 @@ def summarise(records: list[dict]) -> dict:
                     "seconds": sec,
                     "seconds_std": sec_std,
                 }
-        differences = {}
-        for other in rows:
-            seeds = [s for s in rows.get("gar", {}).get("seeds", []) if (other, s) in by_run]
-            if other != "gar" and len(seeds) > 1:
-                differences[other] = {
-                    "seeds": seeds,
-                    **_stats.paired(
-                        [by_run["gar", s]["test_accuracy"] for s in seeds],
-                        [by_run[other, s]["test_accuracy"] for s in seeds],
-                    ),
-                }
-        ratios = [
-            by_run["gar", s]["train_seconds"] / by_run["trivialaugment", s]["train_seconds"]
-            for s in rows.get("gar", {}).get("seeds", [])
-            if ("trivialaugment", s) in by_run
-        ]
+        differences, ratios = {}, {}
+        for learned in (c for c in LEARNED if c in rows):
+            differences[learned] = {}
+            for other in rows:
+                seeds = [s for s in rows[learned]["seeds"] if (other, s) in by_run]
+                if other not in LEARNED and len(seeds) > 1:
+                    differences[learned][other] = {
+                        "seeds": seeds,
+                        **_stats.paired(
+                            [by_run[learned, s]["test_accuracy"] for s in seeds],
+                            [by_run[other, s]["test_accuracy"] for s in seeds],
+                        ),
+                    }
+            ratios[learned] = [
+                by_run[learned, s]["train_seconds"] / by_run["trivialaugment", s]["train_seconds"]
+                for s in rows[learned]["seeds"]
+                if ("trivialaugment", s) in by_run
+            ]
         summary[dataset] = {
             "rows": rows,
-            "gar_minus": differences,
-            "gar_time_over_trivialaugment": ratios,
+            "learned_minus": differences,
+            "time_over_trivialaugment": ratios,
         }
     return summary
 
@@ -410,27 +421,28 @@ def write_report(summary: dict, records: list[dict], command: str, out: Path) ->
                 f"| {LABELS[config]} | {row['accuracy']:.4f} ± {row['accuracy_std']:.4f} "
                 f"| {len(row['seeds'])} | {row['seconds']:.0f} ± {row['seconds_std']:.0f} |"
             )
-        if part["gar_minus"]:
-            lines += [
-                "",
-                "GAR-learned minus each configuration, paired by seed (95% t interval):",
-                "",
-                "| against | mean difference | 95% interval | seeds |",
-                "|---|---|---|---|",
-            ]
-            for other, d in part["gar_minus"].items():
-                lines.append(
+        for learned, minus in part["learned_minus"].items():
+            if minus:
+                lines += [
+                    "",
+                    f"{LABELS[learned]} minus each configuration, paired by seed (95% t interval):",
+                    "",
+                    "| against | mean difference | 95% interval | seeds |",
+                    "|---|---|---|---|",
+                ]
+                lines += [
                     f"| {LABELS[other]} | {d['mean']:+.4f} | [{d['low']:+.4f}, {d['high']:+.4f}] "
                     f"| {len(d['seeds'])} |"
-                )
-        ratios = part["gar_time_over_trivialaugment"]
-        if ratios:
-            lines += [
-                "",
-                "GAR's wall time over TrivialAugment-Wide's (same seed): "
-                + ", ".join(f"{r:.2f}" for r in ratios)
-                + f"; mean {statistics.fmean(ratios):.2f} (goal ≤ {GOAL_TIME_OVER_TA}).",
-            ]
+                    for other, d in minus.items()
+                ]
+            ratios = part["time_over_trivialaugment"][learned]
+            if ratios:
+                lines += [
+                    "",
+                    f"{LABELS[learned]}: wall time over TrivialAugment-Wide's (same seed): "
+                    + ", ".join(f"{r:.2f}" for r in ratios)
+                    + f"; mean {statistics.fmean(ratios):.2f} (goal ≤ {GOAL_TIME_OVER_TA}).",
+                ]
         gar = next((r for r in records if r["dataset"] == dataset and "policy" in r), None)
         if gar is not None:
             lines += ["", "GAR's settings: `" + json.dumps(gar["settings"]) + "`"]
@@ -443,17 +455,21 @@ def write_report(summary: dict, records: list[dict], command: str, out: Path) ->
                 f"| {r['config']} | {r['seed']} | {r['test_accuracy']:.4f} | {r['train_seconds']} "
                 f"| {r['load_average'][0]} → {r['load_average'][1]} | {tv} |"
             )
-        learned = [r for r in mine if "policy" in r]
-        if learned:
+        for config in LEARNED:
+            learned = sorted((r for r in mine if r["config"] == config), key=lambda r: r["seed"])
+            if not learned:
+                continue
             leading = [leading_op(r["policy"]) for r in learned]
             held = sum(p <= GOAL_MAX_OP for _, p in leading)
             lines += [
                 "",
-                f"No collapse (no op but Identity above {GOAL_MAX_OP}): {held} of {len(learned)} "
-                "seeds; leading op per seed: "
+                f"{LABELS[config]}: no collapse (no op but Identity above {GOAL_MAX_OP}) in "
+                f"{held} of {len(learned)} seeds; leading op per seed: "
                 + ", ".join(f"{r['seed']}: {n} {p:.3f}" for r, (n, p) in zip(learned, leading)),
+                "",
+                "Learned policies (ops per image | op probability @ mean level):",
+                "",
             ]
-            lines += ["", "Learned policies (ops per image | op probability @ mean level):", ""]
             lines += [f"- seed {r['seed']}: `{r['policy']}`" for r in learned]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     ordered = sorted(records, key=lambda r: (r["dataset"], CONFIGS.index(r["config"]), r["seed"]))
@@ -479,7 +495,7 @@ def plot_bars(summary: dict, path: Path) -> None:
             [rows[c]["accuracy"] for c in names],
             yerr=[rows[c]["accuracy_std"] for c in names],
             capsize=4,
-            color=["tab:orange" if c == "gar" else "tab:blue" for c in names],
+            color=["tab:orange" if c in LEARNED else "tab:blue" for c in names],
         )
         for i, c in enumerate(names):
             ax.plot([i] * len(rows[c]["per_seed"]), rows[c]["per_seed"], "k.", ms=4)

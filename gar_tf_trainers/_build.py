@@ -97,14 +97,17 @@ def backbone(
     return keras.Model(inputs, core(keras.layers.Rescaling(1 / 255)(h)), name=core.name)
 
 
-def policy(args: argparse.Namespace, *, ops, max_ops: int, seed: int, **options):
+def policy(
+    args: argparse.Namespace, *, ops, max_ops: int, seed: int, op_rule: str | None = None, **options
+):
     """An ``AugmentationPolicy`` with the ``_cli.add_policy`` flags' ensemble, level model,
-    op floor and optimizer."""
+    op floor, optimizer and op rule (``op_rule`` given: that one)."""
     return gar_tf.AugmentationPolicy(
         ops=ops,
         max_ops=max_ops,
         ensemble=args.ensemble,
         levels=args.levels,
+        op_rule=op_rule or args.op_rule,
         min_op_probability=args.min_op_probability,
         seed=seed,
         policy_optimizer=keras.optimizers.Adam(args.policy_lr, beta_1=args.policy_beta1),

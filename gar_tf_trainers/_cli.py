@@ -174,9 +174,10 @@ def check_training(args: argparse.Namespace) -> list[str]:
     return at_least(args, 1, *flags) + positive(args, "learning_rate")
 
 
-def add_policy(p: argparse.ArgumentParser) -> None:
-    """``--policy-lr``, ``--policy-beta1``, ``--ensemble``, ``--levels`` and
-    ``--min-op-probability`` of an ``AugmentationPolicy`` (see ``_build.policy``)."""
+def add_policy(p: argparse.ArgumentParser, op_rule: bool = True) -> None:
+    """``--policy-lr``, ``--policy-beta1``, ``--ensemble``, ``--levels``,
+    ``--min-op-probability`` and (if ``op_rule``) ``--op-rule`` of an ``AugmentationPolicy``
+    (see ``_build.policy``)."""
     # Defaults from the measured sweep (docs/quality.md): they learn within a few hundred updates.
     p.add_argument("--policy-lr", type=float, default=0.1, help="policy Adam learning rate")
     p.add_argument(
@@ -196,6 +197,14 @@ def add_policy(p: argparse.ArgumentParser) -> None:
         default=0.02,
         help="floor on each op's probability, below 1 / (number of ops)",
     )
+    if op_rule:
+        p.add_argument(
+            "--op-rule",
+            choices=["reinforce", "evidence"],
+            default="reinforce",
+            help="how the op distribution learns: reinforce (with the levels) or evidence "
+            "(ops move only as far as their mean rewards differ beyond the noise)",
+        )
 
 
 def check_policy(args: argparse.Namespace) -> list[str]:

@@ -374,3 +374,66 @@ def test_value_range_maps_images_to_the_ops_range_and_refuses_the_wrong_one():
         _policy(value_range=(0, 1)).augment(images, seed)
     with pytest.raises(ValueError, match="low < high"):
         _policy(value_range=(1, 0))
+
+
+def test_evidence_op_rule_matches_numpy_per_member_and_slot():
+    """op_rule='evidence': each active slot adds its image's reward (standardised within its
+    ensemble member) to its op; logits = the shrunk gap to the best op / T, per member."""
+    b, members, n_ops, steps = 24, 2, len(OPS), 5
+    t, c, h = 0.2, 1.0, 3.0
+    policy = gar_tf.AugmentationPolicy(
+        ops=OPS,
+        num_levels=5,
+        max_ops=2,
+        ensemble=members,
+        op_rule="evidence",
+        evidence_options=dict(temperature=t, confidence=c, horizon=h, max_log_ratio=np.inf),
+        seed=0,
+    )
+    policy.build_optimizer()
+    levels_before = policy.level_logits.numpy().copy()
+    rng = np.random.default_rng(3)
+    s_steps, n_steps = [], []
+    for _ in range(steps):
+        count = rng.integers(0, 2, b)  # n - 1
+        ops = rng.integers(0, n_ops, (b, 2))
+        actions = np.concatenate([count[:, None], ops, rng.integers(0, 5, (b, 2))], 1)
+        rewards = rng.normal(size=b) - 3.0 * (ops[:, 0] == 3)  # Rotate in slot 0 is bad
+        member = np.arange(b) * members // b
+        s, n = np.zeros((members, n_ops)), np.zeros((members, n_ops))
+        for m in range(members):
+            r = rewards[member == m]
+            w = (r - r.mean()) / (r.std(ddof=1) + 1e-8)
+            for wi, ci, oi in zip(w, count[member == m], ops[member == m]):
+                for slot in range(ci + 1):
+                    s[m, oi[slot]] += wi
+                    n[m, oi[slot]] += 1
+        s_steps.append(s)
+        n_steps.append(n)
+        policy.update(tf.constant(rewards, tf.float32), tf.constant(actions, tf.int32))
+    omega = (1 - 1 / h) ** (steps - 1 - np.arange(steps))[:, None, None]
+    s, n = np.array(s_steps), np.array(n_steps)
+    a = (omega * s).sum(0) / (omega * n).sum(0)
+    se = np.sqrt((omega**2 * (s - a * n) ** 2).sum(0)) / (omega * n).sum(0)
+    best = (a - c * se).max(-1, keepdims=True)
+    expected = np.minimum(a + c * se - best, 0.0) / t
+    np.testing.assert_allclose(policy.op_logits.numpy(), expected, rtol=1e-4, atol=1e-5)
+    assert np.all(expected[:, 3] < 0)  # the bad op fell in both members
+    assert not np.allclose(policy.level_logits.numpy(), levels_before)  # levels: REINFORCE
+    config = policy.get_config()
+    assert config["op_rule"] == "evidence" and config["evidence_options"]["temperature"] == t
+    again = gar_tf.AugmentationPolicy.from_config(config)
+    assert again.op_rule == "evidence" and again.evidence_options == policy.evidence_options
+
+
+def test_evidence_op_rule_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="op_rule must be one of"):
+        gar_tf.AugmentationPolicy(op_rule="bandit")
+    with pytest.raises(ValueError, match="needs learn_ops=True"):
+        gar_tf.AugmentationPolicy(op_rule="evidence", learn_ops=False)
+    with pytest.raises(ValueError, match="evidence_options are for op_rule='evidence'"):
+        gar_tf.AugmentationPolicy(evidence_options={"temperature": 0.1})
+    with pytest.raises(ValueError, match="Unknown evidence option"):
+        gar_tf.AugmentationPolicy(op_rule="evidence", evidence_options={"entropy": 0.1})
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        gar_tf.AugmentationPolicy(op_rule="evidence", evidence_options={"temperature": 0})

@@ -4,7 +4,9 @@ Per example: a count ``n ~ p(n)`` of op slots (1..max_ops), an op per slot
 ``o_s ~ p(o)`` (learned, unlike the reference code; docs/method.md §6) and a level per slot
 ``l_s ~ p(l | o_s)`` (a free categorical, or a discretised normal whose location and
 spread are learned, so neighbouring levels share evidence; uniform for ops whose level
-changes nothing); slots past ``n`` are Identity. An ensemble of ``E`` such
+changes nothing); slots past ``n`` are Identity. ``p(o)`` is learned by REINFORCE with the
+rest, or by the evidence rule (``op_rule="evidence"``: ops move only as far as their mean
+rewards differ beyond the noise, docs/method.md §10). An ensemble of ``E`` such
 samplers acts on E contiguous slices of the batch, each standardising its own
 rewards (docs/method.md §5). Keep probabilities of the reference code are not modelled.
 """
@@ -25,10 +27,12 @@ from gar_tf.augment.sampling import (
     member_of,
     sample_actions,
 )
+from gar_tf.policies import evidence
 from gar_tf.policies.base import Policy
-from gar_tf.replicas import replica_id
+from gar_tf.replicas import all_reduce_sum, replica_id
 
 LEVEL_MODELS = ("categorical", "normal")
+OP_RULES = ("reinforce", "evidence")
 
 
 @keras.saving.register_keras_serializable(package="gar_tf")
@@ -51,6 +55,14 @@ class AugmentationPolicy(Policy):
             ``p(l | o) ∝ exp(-(l - mu_o)^2 / (2 sigma_o^2))`` on ``0..num_levels-1``,
             two parameters per op, ``mu_o = (L-1) sigmoid(a_o)`` and
             ``sigma_o = (L-1) exp(b_o)`` (zero init: centred, nearly flat; docs/method.md §6).
+        op_rule: how ``p(o)`` learns: ``"reinforce"`` (with ``p(n)`` and the levels) or
+            ``"evidence"``: per ensemble member and op, the discounted mean standardised
+            reward of the slots that used the op and its step-clustered standard error;
+            ``z_o = min(a_o + c se_o - max_j (a_j - c se_j), 0) / T``, as
+            :class:`SplitSampler`'s rule (docs/method.md §10). ``p(n)`` and the levels
+            still learn by REINFORCE.
+        evidence_options: the evidence rule's options (``temperature``, ``confidence``,
+            ``horizon``, ``max_log_ratio``; defaults those of :class:`SplitSampler`).
         min_op_probability: floor ``f`` on each op's probability,
             ``p(o) = (1 - N f) softmax(z) + f``, in ``[0, 1/N)``: no op is dropped for good.
         seed: seed of the op draws in training.
@@ -68,6 +80,8 @@ class AugmentationPolicy(Policy):
         learn_ops: bool = True,
         ensemble: int = 1,
         levels: str = "categorical",
+        op_rule: str = "reinforce",
+        evidence_options: dict | None = None,
         min_op_probability: float = 0.0,
         seed: int | None = None,
         value_range: Sequence[float] = (0, 255),
@@ -87,6 +101,15 @@ class AugmentationPolicy(Policy):
             )
         if levels not in LEVEL_MODELS:
             raise ValueError(f"levels must be one of {LEVEL_MODELS}, got {levels!r}.")
+        if op_rule not in OP_RULES:
+            raise ValueError(f"op_rule must be one of {OP_RULES}, got {op_rule!r}.")
+        if op_rule == "evidence" and not learn_ops:
+            raise ValueError("op_rule='evidence' learns p(o): it needs learn_ops=True.")
+        if op_rule == "reinforce" and evidence_options is not None:
+            raise ValueError(
+                "evidence_options are for op_rule='evidence'; pass op_rule='evidence' or "
+                "leave evidence_options out."
+            )
         n = len(space.ops)
         if not 0 <= min_op_probability < 1 / n:
             raise ValueError(
@@ -107,6 +130,11 @@ class AugmentationPolicy(Policy):
         self.learn_ops = bool(learn_ops)
         self.ensemble = int(ensemble)
         self.levels = levels
+        self.op_rule = op_rule
+        #: The evidence rule's checked options (defaults filled in), or None.
+        self.evidence_options = (
+            evidence.options(**(evidence_options or {})) if op_rule == "evidence" else None
+        )
         self.min_op_probability = float(min_op_probability)
         self.seed = seed
         if len(value_range) != 2 or not value_range[0] < value_range[1]:
@@ -116,12 +144,27 @@ class AugmentationPolicy(Policy):
         # uniform level distribution: rewards carry no signal about it.
         self._has_levels = np.array([op.magnitude.span != 0 for op in space.ops], np.float32)
         self.count_logits = self.add_policy_weight("count_logits", (ensemble, max_ops))
-        if learn_ops:
+        if op_rule == "reinforce" and learn_ops:
             self.op_logits = self.add_policy_weight("op_logits", (ensemble, n))
-        else:
+        else:  # fixed, or assigned by the evidence rule (the same on every replica)
             self.op_logits = self.add_weight(
-                name="op_logits", shape=(ensemble, n), initializer="zeros", trainable=False
+                name="op_logits",
+                shape=(ensemble, n),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
             )
+        #: Evidence rule: the discounted per-(member, op) statistics (evidence.STATISTICS).
+        self.op_statistics = [
+            self.add_weight(
+                shape=(ensemble, n),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+                name=f"op_{label}",
+            )
+            for label in (evidence.STATISTICS if op_rule == "evidence" else ())
+        ]
         if levels == "categorical":
             self.level_logits = self.add_policy_weight("level_logits", (ensemble, n, num_levels))
         else:
@@ -181,6 +224,39 @@ class AugmentationPolicy(Policy):
         )
         count = tf.gather(count_lp, actions[:, 0], batch_dims=1)
         return count + tf.reduce_sum(tf.where(active, slot_lp, 0.0), axis=1)
+
+    def update(self, rewards: tf.Tensor, actions: tf.Tensor, active=True) -> None:
+        """:meth:`Policy.update`; under ``op_rule="evidence"`` the op logits then become
+        :func:`evidence.evidence_logits` of the per-op statistics, each active slot adding
+        its image's standardised reward to its op (docs/method.md §10)."""
+        weights, count, apply = self.standardised(rewards, active)
+        self.reinforce_step(weights, count, apply, actions)
+        if self.op_rule == "evidence":
+            self._evidence_update(weights, apply, tf.cast(actions, tf.int32))
+
+    def _evidence_update(self, weights, apply, actions) -> None:
+        members, n = self.ensemble, len(self.space.ops)
+        active, ops, _ = active_ops(actions, self.max_ops)
+        cell = member_of(tf.shape(actions)[0], members)[:, None] * n + ops
+        cell = tf.where(active, cell, members * n)  # inactive slots: one extra cell, dropped
+        slot_weights = tf.broadcast_to(weights[:, None], tf.shape(cell))
+        sums, counts = evidence.step_sums(
+            tf.reshape(slot_weights, [-1]), tf.reshape(cell, [-1]), members * n + 1
+        )
+        sums, counts = (tf.reshape(s[:-1], (members, n)) for s in all_reduce_sum([sums, counts]))
+        old = [v.value for v in self.op_statistics]
+        new = evidence.accumulate(old, sums, counts, 1.0 - 1.0 / self.evidence_options["horizon"])
+        new = [tf.where(apply, a, b) for a, b in zip(new, old)]
+        for variable, value in zip(self.op_statistics, new):
+            variable.assign(value)
+        self.op_logits.assign(
+            evidence.evidence_logits(
+                new,
+                self.evidence_options["temperature"],
+                self.evidence_options["confidence"],
+                self.evidence_options["max_log_ratio"],
+            )
+        )
 
     def entropy(self) -> tf.Tensor:
         """Mean over members of ``H(n) + H(o) + mean_o H(l | o)``."""
@@ -316,6 +392,8 @@ class AugmentationPolicy(Policy):
             "learn_ops": self.learn_ops,
             "ensemble": self.ensemble,
             "levels": self.levels,
+            "op_rule": self.op_rule,
+            "evidence_options": self.evidence_options,
             "min_op_probability": self.min_op_probability,
             "seed": self.seed,
             "value_range": list(self.value_range),

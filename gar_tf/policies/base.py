@@ -142,6 +142,10 @@ class Policy(keras.layers.Layer, abc.ABC):
         non-finite rewards anywhere skip it too and count in ``skipped_updates``.
         """
         weights, count, apply = self.standardised(rewards, active)
+        self.reinforce_step(weights, count, apply, actions)
+
+    def reinforce_step(self, weights, count, apply, actions) -> None:
+        """The REINFORCE step of :meth:`update` from the output of :meth:`standardised`."""
         values = [w.value for w in self._policy_weights]
         with tf.GradientTape() as tape:
             tape.watch(values)

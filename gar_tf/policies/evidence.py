@@ -1,18 +1,51 @@
-"""The evidence rule of a split mixture as pure functions (docs/method.md §6, §10).
+"""The evidence rule of a learned categorical as pure functions (docs/method.md §6, §10).
 
-Per split k, each step adds the sum ``S_k`` and count ``n_k`` of the standardised rewards of
-the examples drawn from k; the statistics are discounted by ``decay`` per step. From them the
+Used for the splits of a mixture and for the ops of an augmentation policy. Per category k,
+each step adds the sum ``S_k`` and count ``n_k`` of the standardised rewards of the examples
+drawn from k; the statistics are discounted by ``decay`` per step. From them the
 mean advantage ``a_k`` with a batch-clustered standard error ``se_k``, the part of its gap to
 the best split beyond ``confidence`` standard errors, and the logits ``z_k = shrunk_k / T``
 (T raised where needed so that no logit is more than ``max_log_ratio`` below the best).
+Statistics may carry leading axes (one categorical per row, e.g. per ensemble member): the
+comparisons are along the last axis.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
+
+#: The rule's options and their defaults (chosen for split mixtures: docs/split_mixture.md).
+OPTIONS = {"temperature": 0.1, "confidence": 1.5, "horizon": 300.0, "max_log_ratio": 3.0}
+_BOUNDS = {
+    "temperature": (lambda v: v > 0, "> 0"),
+    "confidence": (lambda v: v >= 0, ">= 0"),
+    "horizon": (lambda v: v >= 1, ">= 1"),
+    "max_log_ratio": (lambda v: v > 0, "> 0 (inf: no cap)"),
+}
 
 #: The discounted statistics per split, in the order :func:`accumulate` keeps them.
 STATISTICS = ("count", "total", "total_sq", "total_count", "count_sq")
+
+
+def options(**given) -> dict[str, float]:
+    """The rule's options with defaults for those not given (or None); raises for an
+    unknown option or a value out of range."""
+    unknown = sorted(set(given) - set(OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"Unknown evidence option(s) {unknown}: the rule takes {', '.join(OPTIONS)}."
+        )
+    checked = {}
+    for key, default in OPTIONS.items():
+        value = default if given.get(key) is None else given[key]
+        ok, bound = _BOUNDS[key]
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        finite = number and (np.isfinite(value) or (key == "max_log_ratio" and value == np.inf))
+        if not finite or not ok(value):
+            raise ValueError(f"{key} must be a number {bound}, got {value!r}.")
+        checked[key] = float(value)
+    return checked
 
 
 def step_sums(weights: tf.Tensor, ids: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -60,7 +93,7 @@ def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, confidence: float) -> tf.Tenso
     best split that noise does not explain (0 for splits never drawn; docs/method.md §10)."""
     seen = tf.math.is_finite(se)
     margin = tf.where(seen, confidence * se, 0.0)
-    best = tf.reduce_max(tf.where(seen, a - margin, -float("inf")))
+    best = tf.reduce_max(tf.where(seen, a - margin, -float("inf")), -1, keepdims=True)
     gap = tf.minimum(a + margin - best, 0.0)
     return tf.where(tf.logical_and(seen, tf.math.is_finite(best)), gap, 0.0)
 
@@ -73,4 +106,4 @@ def evidence_logits(
     below the best split's (docs/method.md §10)."""
     a, se = advantage(stats)
     gap = shrunk_advantage(a, se, confidence)
-    return gap / tf.maximum(temperature, -tf.reduce_min(gap) / max_log_ratio)
+    return gap / tf.maximum(temperature, -tf.reduce_min(gap, -1, keepdims=True) / max_log_ratio)

@@ -15,7 +15,7 @@ from gar_tf.replicas import all_reduce_sum
 RULES = ("evidence", "reinforce")
 #: Defaults of each rule's options; an option of the other rule is refused.
 RULE_OPTIONS = {
-    "evidence": {"temperature": 0.1, "confidence": 1.5, "horizon": 300.0, "max_log_ratio": 3.0},
+    "evidence": evidence.OPTIONS,
     "reinforce": {"entropy": 0.3, "policy_optimizer": None},
 }
 
@@ -308,26 +308,13 @@ def rule_options(rule: str, **given) -> dict:
             f"rule={other!r} or leave them out (rule={rule!r} takes "
             f"{', '.join(RULE_OPTIONS[rule])})."
         )
-    options = {
-        key: default if given.get(key) is None else given[key]
-        for key, default in RULE_OPTIONS[rule].items()
-    }
-    checks = {
-        "temperature": (lambda v: v > 0, "> 0"),
-        "confidence": (lambda v: v >= 0, ">= 0"),
-        "horizon": (lambda v: v >= 1, ">= 1"),
-        "max_log_ratio": (lambda v: v > 0, "> 0 (inf: no cap)"),
-        "entropy": (lambda v: v >= 0, ">= 0"),
-    }
-    for key, value in options.items():
-        if key in checks:
-            ok, bound = checks[key]
-            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-            finite = np.isfinite(value) or (key == "max_log_ratio" and value == np.inf)
-            if not number or not finite or not ok(value):
-                raise ValueError(f"{key} must be a number {bound}, got {value!r}.")
-            options[key] = float(value)
-    return options
+    if rule == "evidence":
+        return evidence.options(**{key: given.get(key) for key in evidence.OPTIONS})
+    entropy = RULE_OPTIONS[rule]["entropy"] if given.get("entropy") is None else given["entropy"]
+    number = isinstance(entropy, (int, float, np.number)) and not isinstance(entropy, bool)
+    if not number or not np.isfinite(entropy) or entropy < 0:
+        raise ValueError(f"entropy must be a number >= 0, got {entropy!r}.")
+    return {"entropy": float(entropy), "policy_optimizer": given.get("policy_optimizer")}
 
 
 def _offset(seed: int | None, i: int) -> int | None:
