@@ -314,6 +314,14 @@ def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
         record["policy"] = policy.policy_string()
         distance = policy.distance_from_uniform()
         record.update(tv_ops=round(distance["ops"], 4), tv_levels=round(distance["levels"], 4))
+        record["op_probabilities"] = {
+            name: round(op["probability"], 4) for name, op in policy.summary()["ops"].items()
+        }
+        if policy.op_rule == "evidence":  # what the rule saw: per op, a ± se (one member)
+            record["op_advantages"] = {
+                name: {key: round(values[0], 4) for key, values in stats.items()}
+                for name, stats in policy.op_advantages().items()
+            }
     return record
 
 

@@ -5,7 +5,8 @@ and the multi-worker cluster must be set before TensorFlow starts:
 
     python tests/distributed_run.py MODE [STEPS] [POLICY] [DIR]
 
-MODE: one|mirrored|multiworker; POLICY: split (default)|split-evidence|split-held-out|augment.
+MODE: one|mirrored|multiworker; POLICY: split (default)|split-evidence|split-held-out|augment|
+augment-evidence.
 
 ``one``: no strategy, global batch 128. ``mirrored``: MirroredStrategy on 2 logical
 CPUs, 2 x 64. ``multiworker``: MultiWorkerMirroredStrategy, this process is one
@@ -14,10 +15,11 @@ trains a SplitSampler (actions from the pipeline; ``split-evidence``: its eviden
 ``confidence=0`` so that its logits move within a few steps; ``split-held-out``: with
 ``clean_comparison="held_out"``, each batch paired with one of 2 held-out batches),
 ``augment`` an AugmentationPolicy
-(actions drawn in the step, one stream per replica). With ``DIR``, ``fit`` runs 2 epochs
-with ``BackupAndRestore`` and ``ModelCheckpoint`` on every worker (own paths,
-``gar_tf.worker_path``) and ``TensorBoard`` on the chief. The same data and initial
-weights in every mode. ``GAR_TF_TEST_PATHS`` (default ``auto``) is GARModel's ``paths``.
+(actions drawn in the step, one stream per replica; ``augment-evidence``: one op per image,
+``op_rule="evidence"`` with ``confidence=0`` and a horizon that forgets nothing). With
+``DIR``, ``fit`` runs 2 epochs with ``BackupAndRestore`` and ``ModelCheckpoint`` on every
+worker (own paths, ``gar_tf.worker_path``) and ``TensorBoard`` on the chief. The same data
+and initial weights in every mode. ``GAR_TF_TEST_PATHS`` (default ``auto``) is GARModel's ``paths``.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def split_case(rng: np.random.Generator, rule: str = "reinforce", held_out: bool
     return _sharded(data, held), backbone, sampler, {"clean_comparison": "held_out"}
 
 
-def augment_case(rng: np.random.Generator):
+def augment_case(rng: np.random.Generator, op_rule: str = "reinforce"):
     """(data, backbone, policy, GARModel options): an AugmentationPolicy on 8x8 images."""
     n = BATCH * STEPS
     x = rng.uniform(0, 255, size=(n, 8, 8, 1)).astype(np.float32)
@@ -111,7 +113,14 @@ def augment_case(rng: np.random.Generator):
             keras.layers.Dense(2),
         ]
     )
-    policy = gar_tf.AugmentationPolicy(ops=["Identity", "Invert", "FlipLR", "Rotate"], seed=0)
+    ops = ["Identity", "Invert", "FlipLR", "Rotate"]
+    if op_rule == "evidence":
+        options = {"confidence": 0.0, "horizon": 1e9}
+        policy = gar_tf.AugmentationPolicy(
+            ops=ops, max_ops=1, op_rule=op_rule, evidence_options=options, seed=0
+        )
+    else:
+        policy = gar_tf.AugmentationPolicy(ops=ops, seed=0)
     return _sharded(tf.data.Dataset.from_tensor_slices((x, y))), backbone, policy, {}
 
 
@@ -136,6 +145,7 @@ def main() -> dict:
         "split-evidence": functools.partial(split_case, rule="evidence"),
         "split-held-out": functools.partial(split_case, held_out=True),
         "augment": augment_case,
+        "augment-evidence": functools.partial(augment_case, op_rule="evidence"),
     }[POLICY]
     with STRATEGY.scope():
         keras.utils.set_random_seed(0)
@@ -158,6 +168,8 @@ def main() -> dict:
         "model": [w.numpy().tolist() for w in backbone.weights],
         "kernel": backbone.weights[0].numpy().tolist(),
         "statistics": [v.numpy().tolist() for v in getattr(policy, "statistics", [])],
+        "op_statistics": [v.numpy().tolist() for v in getattr(policy, "op_statistics", [])],
+        "op_logits": policy.op_logits.numpy().tolist() if POLICY.startswith("augment") else None,
         "history": history.history,
         "recorded": RECORDED,
     }

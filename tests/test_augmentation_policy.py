@@ -419,6 +419,9 @@ def test_evidence_op_rule_matches_numpy_per_member_and_slot():
     expected = np.minimum(a + c * se - best, 0.0) / t
     np.testing.assert_allclose(policy.op_logits.numpy(), expected, rtol=1e-4, atol=1e-5)
     assert np.all(expected[:, 3] < 0)  # the bad op fell in both members
+    got = policy.op_advantages()
+    np.testing.assert_allclose([got[o]["a"] for o in OPS], a.T, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose([got[o]["se"] for o in OPS], se.T, rtol=1e-4, atol=1e-6)
     assert not np.allclose(policy.level_logits.numpy(), levels_before)  # levels: REINFORCE
     config = policy.get_config()
     assert config["op_rule"] == "evidence" and config["evidence_options"]["temperature"] == t
@@ -427,6 +430,8 @@ def test_evidence_op_rule_matches_numpy_per_member_and_slot():
 
 
 def test_evidence_op_rule_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="op_advantages\\(\\) is kept by op_rule='evidence'"):
+        gar_tf.AugmentationPolicy().op_advantages()
     with pytest.raises(ValueError, match="op_rule must be one of"):
         gar_tf.AugmentationPolicy(op_rule="bandit")
     with pytest.raises(ValueError, match="needs learn_ops=True"):

@@ -88,6 +88,16 @@ def test_evidence_rule_statistics_are_global():
     assert np.any(np.abs(one["logits"]) > 1e-3), "the evidence rule did not move at all"
 
 
+def test_evidence_op_rule_statistics_are_global():
+    """AugmentationPolicy(op_rule="evidence") under 2 replicas: each op's count sums both
+    replicas' images (one op per image: 128 per rewarded step, 2 of 3 steps rewarded)."""
+    two = _result(_start("mirrored", None, "augment-evidence"))
+    assert two["replicas"] == 2
+    count = np.array(two["op_statistics"][0])  # evidence.STATISTICS[0]: the count
+    assert count.sum() == pytest.approx(2 * 128, rel=1e-6)
+    assert np.any(np.abs(np.array(two["op_logits"])) > 1e-3), "the ops did not move at all"
+
+
 def test_held_out_two_mirrored_replicas_match_one_replica():
     """Held-out comparison: G is the global held-out gradient, every step is rewarded."""
     one, two = (_result(_start(mode, None, "split-held-out")) for mode in ("one", "mirrored"))

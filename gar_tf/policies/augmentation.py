@@ -258,6 +258,20 @@ class AugmentationPolicy(Policy):
             )
         )
 
+    def op_advantages(self) -> dict[str, dict[str, list[float]]]:
+        """Evidence rule: per op, each member's mean standardised advantage ``a``, its
+        standard error ``se`` and the shrunk gap the logits are made of (docs/method.md §10)."""
+        if self.op_rule != "evidence":
+            raise ValueError(
+                f"op_advantages() is kept by op_rule='evidence', not {self.op_rule!r}."
+            )
+        a, se = evidence.advantage([v.value for v in self.op_statistics])
+        shrunk = evidence.shrunk_advantage(a, se, self.evidence_options["confidence"])
+        columns = [t.numpy().T.tolist() for t in (a, se, shrunk)]
+        return {
+            op.name: {"a": x, "se": e, "shrunk": d} for op, x, e, d in zip(self.space.ops, *columns)
+        }
+
     def entropy(self) -> tf.Tensor:
         """Mean over members of ``H(n) + H(o) + mean_o H(l | o)``."""
 
