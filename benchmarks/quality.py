@@ -60,7 +60,7 @@ LABELS = {
     "uniformaugment": "UniformAugment (N=2)",
     "uniform": "uniform over GAR's space (fixed)",
     "gar": "GAR-learned (same run)",
-    "gar_evidence": "GAR-learned, evidence rule for ops (same run)",
+    "gar_evidence": "GAR-learned, evidence rule (same run)",
     "transfer": "transferred GAR policy (fixed)",
 }
 GOAL_TIME_OVER_TA = 1.3
@@ -479,10 +479,44 @@ def write_report(summary: dict, records: list[dict], command: str, out: Path) ->
                 "",
             ]
             lines += [f"- seed {r['seed']}: `{r['policy']}`" for r in learned]
+            lines += advantage_table([r for r in learned if "op_advantages" in r])
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     ordered = sorted(records, key=lambda r: (r["dataset"], CONFIGS.index(r["config"]), r["seed"]))
     out.with_suffix(".json").write_text(json.dumps(ordered, indent=1) + "\n")
     plot_bars(summary, out.with_suffix(".png"))
+
+
+def advantage_table(runs: list[dict]) -> list[str]:
+    """Markdown lines: per op, the evidence rule's mean standardised advantage ``a ± se`` at
+    the end of each seed, and the mean of ``a`` over seeds with its 95% t interval (an op
+    whose interval excludes 0 is better or worse in every seed's data, not only in one)."""
+    if not runs:
+        return []
+    ops = list(runs[0]["op_advantages"])
+    seeds = " | ".join(f"seed {r['seed']}" for r in runs)
+    lines = [
+        "",
+        "Evidence rule, per op: mean standardised advantage a ± se at the end of each seed; "
+        "mean of a over seeds (95% t interval):",
+        "",
+        f"| op | {seeds} | mean over seeds |",
+        "|---" * (len(runs) + 2) + "|",
+    ]
+    rows = []
+    for op in ops:
+        values = [r["op_advantages"][op]["a"] for r in runs]
+        across = _stats.paired(values, [0.0] * len(values))
+        cells = " | ".join(
+            f"{r['op_advantages'][op]['a']:+.3f} ± {r['op_advantages'][op]['se']:.3f}" for r in runs
+        )
+        rows.append(
+            (
+                across["mean"],
+                f"| {op} | {cells} | {across['mean']:+.3f} "
+                f"[{across['low']:+.3f}, {across['high']:+.3f}] |",
+            )
+        )
+    return lines + [row for _, row in sorted(rows, reverse=True)]
 
 
 def plot_bars(summary: dict, path: Path) -> None:
@@ -507,7 +541,13 @@ def plot_bars(summary: dict, path: Path) -> None:
         )
         for i, c in enumerate(names):
             ax.plot([i] * len(rows[c]["per_seed"]), rows[c]["per_seed"], "k.", ms=4)
-        ax.set_xticks(range(len(names)), labels=[LABELS[c] for c in names], rotation=15, fontsize=7)
+        ax.set_xticks(
+            range(len(names)),
+            labels=[LABELS[c] for c in names],
+            rotation=25,
+            fontsize=7,
+            ha="right",
+        )
         values = [v for c in names for v in rows[c]["per_seed"]]
         ax.set_ylim(max(0.0, min(values) - 0.02), min(1.0, max(values) + 0.01))
         ax.set_ylabel("test accuracy")

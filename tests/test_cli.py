@@ -225,3 +225,21 @@ def test_quality_reads_the_leading_op_from_a_policy_string():
     policy.op_logits.assign(np.log([[7.0, 2.0, 0.5, 0.5]], dtype=np.float32))  # Identity 0.7
     name, probability = quality.leading_op(policy.policy_string())
     assert name == "Rotate" and abs(probability - 0.2) < 1e-3
+
+
+def test_quality_advantage_table_gives_each_op_its_mean_over_seeds_and_interval():
+    quality = _quality_module()
+    runs = [
+        {
+            "seed": s,
+            "op_advantages": {"Identity": {"a": a, "se": 0.01}, "Rotate": {"a": b, "se": 0.02}},
+        }
+        for s, a, b in ((0, 0.01, -0.10), (1, 0.03, -0.06), (2, 0.02, -0.08))
+    ]
+    lines = quality.advantage_table(runs)
+    identity, rotate = lines[-2:]  # sorted by the mean over seeds, best first
+    # Rotate: mean -0.08, std 0.02, t_{0.975,2} = 4.303: half-width 4.303 * 0.02 / sqrt(3) = 0.0497
+    assert rotate.startswith("| Rotate | -0.100 ± 0.020 | -0.060 ± 0.020 | -0.080 ± 0.020 |")
+    assert rotate.endswith("| -0.080 [-0.130, -0.030] |")
+    assert identity.startswith("| Identity |") and "+0.020 [" in identity
+    assert quality.advantage_table([]) == []
