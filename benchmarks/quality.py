@@ -52,7 +52,8 @@ CONFIGS = (
     "cropflip", "randaugment", "trivialaugment", "uniformaugment", "uniform", "gar", "gar_evidence",
     "transfer",
 )  # fmt: skip
-LEARNED = ("gar", "gar_evidence")  # the configurations whose policy GAR learns
+# The configurations whose policy GAR learns, with the rule that learns its op distribution.
+LEARNED = {"gar": "reinforce", "gar_evidence": "evidence"}
 LABELS = {
     "cropflip": "crop/flip only",
     "randaugment": "RandAugment (N=2, M=9)",
@@ -281,9 +282,12 @@ def run_one(config: str, seed: int, args: argparse.Namespace, data) -> dict:
     steps = args.epochs * steps_per_epoch
     policy, held = None, None
     if config in LEARNED:
-        rule = "evidence" if config == "gar_evidence" else "reinforce"
         policy = _build.policy(
-            args, ops=_gar_ops(args.gar_ops), max_ops=args.gar_max_ops, seed=seed, op_rule=rule
+            args,
+            ops=_gar_ops(args.gar_ops),
+            max_ops=args.gar_max_ops,
+            seed=seed,
+            op_rule=LEARNED[config],
         )
         model = gar_tf.GARModel(backbone, policies=[policy], clean_comparison=args.gar_comparison)
         if args.gar_comparison == "held_out":

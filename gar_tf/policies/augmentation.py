@@ -245,18 +245,10 @@ class AugmentationPolicy(Policy):
         )
         sums, counts = (tf.reshape(s[:-1], (members, n)) for s in all_reduce_sum([sums, counts]))
         old = [v.value for v in self.op_statistics]
-        new = evidence.accumulate(old, sums, counts, 1.0 - 1.0 / self.evidence_options["horizon"])
-        new = [tf.where(apply, a, b) for a, b in zip(new, old)]
+        new, logits = evidence.step(old, sums, counts, apply, self.evidence_options)
         for variable, value in zip(self.op_statistics, new):
             variable.assign(value)
-        self.op_logits.assign(
-            evidence.evidence_logits(
-                new,
-                self.evidence_options["temperature"],
-                self.evidence_options["confidence"],
-                self.evidence_options["max_log_ratio"],
-            )
-        )
+        self.op_logits.assign(logits)
 
     def op_advantages(self) -> dict[str, dict[str, list[float]]]:
         """Evidence rule: per op, each member's mean standardised advantage ``a``, its

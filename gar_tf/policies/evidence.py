@@ -98,6 +98,20 @@ def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, confidence: float) -> tf.Tenso
     return tf.where(tf.logical_and(seen, tf.math.is_finite(best)), gap, 0.0)
 
 
+def step(
+    stats: list[tf.Tensor], sums: tf.Tensor, counts: tf.Tensor, apply, options: dict
+) -> tuple[list[tf.Tensor], tf.Tensor]:
+    """One step of the rule: the statistics with ``(sums, counts)`` added (:func:`accumulate`,
+    decay ``1 - 1/horizon``; unchanged where ``apply`` is False) and the logits of them
+    (:func:`evidence_logits` with the other :data:`OPTIONS`)."""
+    new = accumulate(stats, sums, counts, 1.0 - 1.0 / options["horizon"])
+    new = [tf.where(apply, n, o) for n, o in zip(new, stats)]
+    logits = evidence_logits(
+        new, options["temperature"], options["confidence"], options["max_log_ratio"]
+    )
+    return new, logits
+
+
 def evidence_logits(
     stats: list[tf.Tensor], temperature: float, confidence: float, max_log_ratio: float
 ) -> tf.Tensor:

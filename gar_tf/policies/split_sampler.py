@@ -198,14 +198,12 @@ class SplitSampler(Policy):
         weights, _, apply = self.standardised(rewards, active)
         k = len(self.splits)
         sums, counts = all_reduce_sum(list(evidence.step_sums(weights, actions, k)))
+        options = {key: getattr(self, key) for key in evidence.OPTIONS}
         old = [v.value for v in self.statistics]
-        new = evidence.accumulate(old, sums, counts, 1.0 - 1.0 / self.horizon)
-        new = [tf.where(apply, n, o) for n, o in zip(new, old)]
+        new, logits = evidence.step(old, sums, counts, apply, options)
         for variable, value in zip(self.statistics, new):
             variable.assign(value)
-        self.logits.assign(
-            evidence.evidence_logits(new, self.temperature, self.confidence, self.max_log_ratio)
-        )
+        self.logits.assign(logits)
 
     def advantages(self) -> dict[str, dict[str, float]]:
         """Evidence rule: per split, the mean standardised advantage ``a``, its standard
