@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # Runs from a checkout without installing the package; shares the trainers' flag checks.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gar_tf_trainers import _cli  # noqa: E402
+from gar_tf_trainers import _cli, _machine  # noqa: E402
 
 IMAGE_SHAPE = (32, 32, 3)
 SETTINGS = ("tf.data", "tf.function")
@@ -160,13 +160,8 @@ def machine() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    model = "unknown"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        model = names[0] if names else model
     return {
-        "cpu": model,
+        "cpu": _machine.cpu(),
         "nproc": str(os.cpu_count()),
         "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": platform.python_version(),

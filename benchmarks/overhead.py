@@ -35,7 +35,7 @@ from pathlib import Path
 # Runs from a checkout without installing the package; shares the trainers' flag checks.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gar_tf_trainers import _cli  # noqa: E402
+from gar_tf_trainers import _cli, _machine  # noqa: E402
 
 VARIANTS = ("plain", "gar", "gar-tangent", "vmap")
 #: the backbones of the scale table (built in _overhead_models.BACKBONES) and the reward
@@ -200,15 +200,9 @@ def machine_info() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
-        platform.processor() or "unknown",
-    )
-    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
     meminfo = Path("/proc/meminfo").read_text().splitlines()[0].split()
     return {
-        "cpu": model + (" (AVX-512)" if "avx512f" in flags else ""),
+        "cpu": _machine.cpu(),
         "nproc": str(len(os.sched_getaffinity(0))),
         "memory": f"{int(meminfo[1]) / 2**20:.1f} GiB",
         "load average (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 # Runs from a checkout without installing the package; shares the trainers' CLI pieces.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gar_tf_trainers import _cli, _stats  # noqa: E402
+from gar_tf_trainers import _cli, _machine, _stats  # noqa: E402
 
 CONFIGS = (
     "cropflip", "randaugment", "trivialaugment", "uniformaugment", "uniform", "gar", "gar_evidence",
@@ -394,16 +394,9 @@ def machine() -> str:
     import keras
     import tensorflow as tf
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     return (
-        f"{os.cpu_count()} CPU cores ({cpu}), no GPU; Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPU cores ({_machine.cpu()}), no GPU; "
+        f"Python {platform.python_version()}, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
     )
 

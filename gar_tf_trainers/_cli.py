@@ -103,13 +103,18 @@ def at_least(args: argparse.Namespace, minimum: float, *flags: str) -> list[str]
     ]
 
 
+def above(args: argparse.Namespace, minimum: float, *flags: str) -> list[str]:
+    """A problem for each ``--flag`` (given as its dest) whose value is not > ``minimum``."""
+    return [
+        f"{_flag(dest)} must be > {minimum}, got {getattr(args, dest)}"
+        for dest in flags
+        if not getattr(args, dest) > minimum
+    ]
+
+
 def positive(args: argparse.Namespace, *flags: str) -> list[str]:
     """A problem for each ``--flag`` (given as its dest) whose value is not > 0."""
-    return [
-        f"{_flag(dest)} must be > 0, got {getattr(args, dest)}"
-        for dest in flags
-        if not getattr(args, dest) > 0
-    ]
+    return above(args, 0, *flags)
 
 
 def _flag(dest: str) -> str:

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from gar_tf_trainers import _cli
+from gar_tf_trainers import _cli, _machine
 
 RUNS = ("gar", "uniform", "oracle")
 CORRUPTIONS = {
@@ -281,7 +281,7 @@ def check_sampler(args: argparse.Namespace) -> list[str]:
         ("temperature", _cli.positive),
         ("entropy", lambda a, f: _cli.at_least(a, 0, f)),
         ("confidence", lambda a, f: _cli.at_least(a, 0, f)),
-        ("horizon", lambda a, f: _cli.at_least(a, 1, f)),
+        ("horizon", lambda a, f: _cli.above(a, 1, f)),
         ("max_log_ratio", _cli.positive),
     ):
         if getattr(args, flag) is not None:
@@ -536,20 +536,14 @@ def run_all(args: argparse.Namespace) -> dict:
 
 
 def machine() -> dict:
-    """Where the run happened: CPU, cores, memory, versions."""
+    """Where the run happened: CPU (with its vector ISA), cores, GPUs, versions."""
     import os
 
     import keras
     import tensorflow as tf
 
-    cpu = platform.processor()
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        cpu = next(ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln)
-    except (OSError, StopIteration):
-        pass
     return {
-        "cpu": cpu,
+        "cpu": _machine.cpu(),
         "cores": os.cpu_count(),
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "platform": platform.platform(),

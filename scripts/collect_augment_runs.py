@@ -21,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from gar_tf_trainers import _machine  # noqa: E402
+
 
 def total_variation_from_uniform(probabilities: dict[str, float]) -> float:
     """½ Σ_o |p(o) − 1/N| over the N ops."""
@@ -71,13 +75,8 @@ def mean_std(values: list[float]) -> list[float]:
 
 
 def machine() -> dict:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
     return {
-        "cpu": cpu,
+        "cpu": _machine.cpu(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "tensorflow": version("tensorflow"),

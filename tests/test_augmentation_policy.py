@@ -415,6 +415,8 @@ def test_evidence_op_rule_matches_numpy_per_member_and_slot():
     s, n = np.array(s_steps), np.array(n_steps)
     a = (omega * s).sum(0) / (omega * n).sum(0)
     se = np.sqrt((omega**2 * (s - a * n) ** 2).sum(0)) / (omega * n).sum(0)
+    effective_steps = (omega * n).sum(0) ** 2 / (omega**2 * n**2).sum(0)
+    se *= np.sqrt(effective_steps / (effective_steps - 1))
     best = (a - c * se).max(-1, keepdims=True)
     expected = np.minimum(a + c * se - best, 0.0) / t
     np.testing.assert_allclose(policy.op_logits.numpy(), expected, rtol=1e-4, atol=1e-5)

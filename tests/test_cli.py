@@ -89,7 +89,7 @@ REFUSED = [
     ("split_mixture", ["--entropy", "0.1"], "--entropy need(s) --rule reinforce"),
     ("split_mixture", ["--rule", "reinforce", "--temperature", "1"], "--rule evidence"),
     ("split_mixture", ["--temperature", "0"], "--temperature must be > 0"),
-    ("split_mixture", ["--horizon", "0.5"], "--horizon must be >= 1"),
+    ("split_mixture", ["--horizon", "1"], "--horizon must be > 1"),
     ("split_mixture", ["--noise-rates", "0", "1"], "needs --corruption graded"),
     ("split_mixture", ["--corruption", "graded", "--noise-rates", "0", "0.5"],
      "one rate per split"),
@@ -243,3 +243,14 @@ def test_quality_advantage_table_gives_each_op_its_mean_over_seeds_and_interval(
     assert rotate.endswith("| -0.080 [-0.130, -0.030] |")
     assert identity.startswith("| Identity |") and "+0.020 [" in identity
     assert quality.advantage_table([]) == []
+
+
+def test_machine_cpu_names_the_widest_vector_isa():
+    from gar_tf_trainers import _machine
+
+    amd = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n"
+    intel = "model name\t: Intel(R) Xeon(R) Processor\nflags\t: avx avx2 avx512f avx512bw\n"
+    assert _machine.cpu(amd) == "AMD EPYC (avx2)"
+    assert _machine.cpu(intel) == "Intel(R) Xeon(R) Processor (avx512f)"
+    assert _machine.cpu("model name : Old\nflags : sse2\n") == "Old (no avx)"
+    assert _machine.cpu("").endswith(" (no avx)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -22,19 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gar_tf_trainers import _machine
+
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = sorted(p for p in (ROOT / "saved_policies").iterdir() if p.is_dir())
 PREFIX = ["python", "-m", "gar_tf_trainers.augment_search"]
-
-
-def _cpu() -> str:
-    """'<model name> (<widest vector ISA>)' of this machine, e.g. 'AMD EPYC (avx2)'."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    flags = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
-    flags = set(flags.group(1).split()) if flags else set()
-    isa = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "no avx")
-    return f"{model.group(1).strip() if model else 'unknown CPU'} ({isa})"
 
 
 def _distributions(summary: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +79,7 @@ def test_command_exports_a_learned_policy_with_the_committed_config(rerun):
 def test_command_reproduces_the_policy_recorded_for_this_cpu(rerun):
     folder, produced = rerun
     reproductions = json.loads((folder / "reproductions.json").read_text())
-    cpu = _cpu()
+    cpu = _machine.cpu()
     if cpu not in reproductions:
         pytest.skip(
             f"no policy recorded for {cpu!r} in {folder.name}/reproductions.json (recorded: "

@@ -91,7 +91,8 @@ def test_reinforce_step_matches_the_analytic_gradient():
 
 def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio=np.inf):
     """The evidence rule worked out directly: for each split, the discounted ratio mean of
-    the standardised rewards and its batch-clustered variance (docs/method.md §10)."""
+    the standardised rewards and its batch-clustered variance, times G / (G - 1) for G
+    effective steps (docs/method.md §10)."""
     g = 1.0 - 1.0 / horizon
     total = len(steps)
     s_steps, n_steps = [], []
@@ -103,6 +104,8 @@ def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio
     s, n = np.array(s_steps), np.array(n_steps)
     a = (omega * s).sum(0) / (omega * n).sum(0)
     se = np.sqrt((omega**2 * (s - a * n) ** 2).sum(0)) / (omega * n).sum(0)
+    steps = (omega * n).sum(0) ** 2 / (omega**2 * n**2).sum(0)
+    se *= np.sqrt(steps / (steps - 1))
     best_lower_bound = np.max(a - confidence * se)
     shrunk = np.minimum(a + confidence * se - best_lower_bound, 0.0)
     return a, se, shrunk / max(temperature, -shrunk.min() / max_log_ratio)
@@ -144,6 +147,21 @@ def test_evidence_rule_keeps_indistinguishable_splits_level():
     unseen.update(tf.constant([1.0, -1.0, 0.5, 2.0]), tf.constant([0, 0, 1, 1]))
     assert np.isinf(unseen.advantages()["split_3"]["se"])
     assert unseen.advantages()["split_3"]["shrunk"] == 0.0  # never drawn: no evidence
+
+
+def test_evidence_rule_does_not_move_on_one_step():
+    """One step gives the means but no spread between steps: the mixture stays uniform (it
+    moved on the first step whatever the confidence before se had the G / (G - 1) factor)."""
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=8, confidence=100.0)
+    ids = tf.constant([0, 0, 1, 1, 2, 2, 3, 3])
+    sampler.update(tf.constant([3.0, 2.0, 0.0, 0.1, -1.0, -2.0, 0.5, 0.4]), ids)
+    advantages = sampler.advantages()
+    assert advantages["split_0"]["a"] > 0 > advantages["split_2"]["a"]
+    assert all(np.isinf(a["se"]) for a in advantages.values())
+    np.testing.assert_array_equal(sampler.logits.numpy(), np.zeros(4))
+    sampler.update(tf.constant([2.5, 2.0, 0.2, 0.0, -1.5, -2.0, 0.3, 0.5]), ids)
+    assert all(np.isfinite(a["se"]) for a in sampler.advantages().values())
+    np.testing.assert_array_equal(sampler.logits.numpy(), np.zeros(4))  # c = 100: still noise
 
 
 def test_rules_take_only_their_own_options():

@@ -20,9 +20,13 @@ OPTIONS = {"temperature": 0.1, "confidence": 1.5, "horizon": 300.0, "max_log_rat
 _BOUNDS = {
     "temperature": (lambda v: v > 0, "> 0"),
     "confidence": (lambda v: v >= 0, ">= 0"),
-    "horizon": (lambda v: v >= 1, ">= 1"),
+    "horizon": (lambda v: v > 1, "> 1 (1 would keep one step: no spread between steps)"),
     "max_log_ratio": (lambda v: v > 0, "> 0 (inf: no cap)"),
 }
+
+#: ``G`` within this of 1 counts as one step (float32 round-off of ``N^2 / NN``); two equal
+#: steps give ``G = (1 + g)^2 / (1 + g^2) > 1`` for any horizon > 1 (decay g > 0).
+_ONE_STEP = 1e-3
 
 #: The discounted statistics per split, in the order :func:`accumulate` keeps them.
 STATISTICS = ("count", "total", "total_sq", "total_count", "count_sq")
@@ -76,15 +80,20 @@ def accumulate(
 
 
 def advantage(stats: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(a, se)``: ``a = M / N`` and the ratio estimator's variance clustered by step,
-    ``se^2 = (SS - 2 a SN + a^2 NN) / N^2`` (docs/method.md §10); ``se = inf`` where
-    ``N = 0``."""
+    """``(a, se)``: ``a = M / N`` and the ratio estimator's variance clustered by step with
+    the small-sample factor ``G / (G - 1)``, ``G = N^2 / NN`` the effective number of steps:
+    ``se^2 = G / (G - 1) (SS - 2 a SN + a^2 NN) / N^2`` (docs/method.md §10). ``se = inf``
+    until a split has been drawn in two steps (``G = 1``: one step says nothing about the
+    variance between steps)."""
     count, total, total_sq, total_count, count_sq = stats
     seen = count > 0
     n = tf.where(seen, count, 1.0)
     a = tf.where(seen, total / n, 0.0)
+    steps = n * n / tf.where(seen, count_sq, 1.0)
+    spread = tf.logical_and(seen, steps > 1.0 + _ONE_STEP)
+    factor = steps / tf.where(spread, steps - 1.0, 1.0)
     var = tf.maximum(total_sq - 2.0 * a * total_count + a * a * count_sq, 0.0) / (n * n)
-    return a, tf.where(seen, tf.sqrt(var), float("inf"))
+    return a, tf.where(spread, tf.sqrt(factor * var), float("inf"))
 
 
 def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, confidence: float) -> tf.Tensor:

@@ -58,7 +58,7 @@ class SplitSampler(Policy):
             standardised reward (default 0.1: docs/split_mixture.md).
         confidence: evidence rule, ``c >= 0``: standard errors of a split's mean
             advantage that count as noise (default 1.5, about 87%; docs/split_mixture.md).
-        horizon: evidence rule, steps ``H >= 1`` the statistics remember: each step
+        horizon: evidence rule, steps ``H > 1`` the statistics remember: each step
             discounts them by ``1 - 1/H`` (default 300).
         max_log_ratio: evidence rule, ``L > 0``: no split's log-probability goes more than
             L below the best split's (T is raised instead; default 3, i.e. >= 5% of the
