@@ -1,3 +1,4 @@
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,6 +46,21 @@ def random_direction(model, seed=1):
 
 def relative_error(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(b)))
+
+
+def student_t_quantile(confidence, dof):
+    """Student's t quantile at the normal level Phi(c), per entry of ``dof``, by integrating
+    the t density numerically (t = tan u on a fine grid of u in [0, pi/2))."""
+    level = math.erf(confidence / math.sqrt(2.0)) / 2.0  # Phi(c) - 1/2
+    u = np.linspace(0.0, np.pi / 2, 400_001)[:-1]
+    quantiles = []
+    for nu in np.atleast_1d(np.asarray(dof, float)).ravel():
+        log_norm = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
+        t = np.tan(u)
+        density = np.exp(log_norm - (nu + 1) / 2 * np.log1p(t * t / nu)) / np.cos(u) ** 2
+        mass = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(u))])
+        quantiles.append(np.tan(np.interp(level, mass, u)))
+    return np.reshape(quantiles, np.shape(dof))
 
 
 class RecordingPolicy(gar_tf.Policy):

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import student_t_quantile
 
 import gar_tf
 
@@ -417,8 +418,9 @@ def test_evidence_op_rule_matches_numpy_per_member_and_slot():
     se = np.sqrt((omega**2 * (s - a * n) ** 2).sum(0)) / (omega * n).sum(0)
     effective_steps = (omega * n).sum(0) ** 2 / (omega**2 * n**2).sum(0)
     se *= np.sqrt(effective_steps / (effective_steps - 1))
-    best = (a - c * se).max(-1, keepdims=True)
-    expected = np.minimum(a + c * se - best, 0.0) / t
+    margin = student_t_quantile(c, effective_steps - 1) * se
+    best = (a - margin).max(-1, keepdims=True)
+    expected = np.minimum(a + margin - best, 0.0) / t
     np.testing.assert_allclose(policy.op_logits.numpy(), expected, rtol=1e-4, atol=1e-5)
     assert np.all(expected[:, 3] < 0)  # the bad op fell in both members
     got = policy.op_advantages()

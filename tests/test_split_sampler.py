@@ -4,8 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import student_t_quantile
 
 import gar_tf
+from gar_tf.policies import evidence
 
 CHI2_999 = {3: 16.27}  # chi-square critical values at p = 0.001, by degrees of freedom
 
@@ -92,7 +94,7 @@ def test_reinforce_step_matches_the_analytic_gradient():
 def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio=np.inf):
     """The evidence rule worked out directly: for each split, the discounted ratio mean of
     the standardised rewards and its batch-clustered variance, times G / (G - 1) for G
-    effective steps (docs/method.md §10)."""
+    effective steps, bounds of Student's t with G - 1 degrees of freedom (docs/method.md §10)."""
     g = 1.0 - 1.0 / horizon
     total = len(steps)
     s_steps, n_steps = [], []
@@ -106,8 +108,9 @@ def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio
     se = np.sqrt((omega**2 * (s - a * n) ** 2).sum(0)) / (omega * n).sum(0)
     steps = (omega * n).sum(0) ** 2 / (omega**2 * n**2).sum(0)
     se *= np.sqrt(steps / (steps - 1))
-    best_lower_bound = np.max(a - confidence * se)
-    shrunk = np.minimum(a + confidence * se - best_lower_bound, 0.0)
+    margin = student_t_quantile(confidence, steps - 1) * se
+    best_lower_bound = np.max(a - margin)
+    shrunk = np.minimum(a + margin - best_lower_bound, 0.0)
     return a, se, shrunk / max(temperature, -shrunk.min() / max_log_ratio)
 
 
@@ -192,7 +195,7 @@ def test_get_config_says_what_the_sampler_does():
     splits = _constant_splits()
     config = gar_tf.SplitSampler(splits, batch_size=4, temperature=0.1, seed=3).get_config()
     assert config["rule"] == "evidence" and config["temperature"] == 0.1
-    assert (config["confidence"], config["horizon"], config["seed"]) == (1.5, 300.0, 3)
+    assert (config["confidence"], config["horizon"], config["seed"]) == (3.0, 300.0, 3)
     assert config["max_log_ratio"] == 3.0
     assert "entropy" not in config and "policy_optimizer" not in config
     reference = gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", entropy=0.2)
@@ -314,3 +317,27 @@ def test_unseeded_samplers_draw_different_mixtures():
         for _ in range(2)
     ]
     assert not np.array_equal(*draws)
+
+
+@pytest.mark.parametrize("confidence", [0.5, 1.5, 3.0])
+def test_evidence_bounds_widen_to_student_t_with_few_steps(confidence):
+    """With G effective steps the bound is Student's t with G - 1 degrees of freedom at the
+    normal level of c: wide after two steps (Cauchy for G = 2), c itself after many."""
+    dof = np.array([1.0, 1.7, 4.0, 30.0, 600.0], np.float32)
+    got = evidence.student_t_quantile(confidence, tf.constant(dof)).numpy()
+    np.testing.assert_allclose(got, student_t_quantile(confidence, dof), rtol=2e-4)
+    assert np.all(np.diff(got) < 0) and confidence < got[-1] < 1.01 * confidence
+
+
+@pytest.mark.parametrize("confidence, level", [(None, True), (1.5, False)])
+def test_evidence_rule_default_never_moves_on_pure_noise(confidence, level):
+    """Four equal splits tested at every step: the default c = 3 (t bounds) keeps them exactly
+    level at every step of this run; c = 1.5 is crossed by chance on the same rewards."""
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=128, confidence=confidence)
+    rng, spreads = np.random.default_rng(3), []
+    for _ in range(150):
+        ids = rng.integers(0, 4, 128)
+        rewards = rng.normal(size=128) + 0.3 * rng.normal(size=4)[ids]
+        sampler.update(tf.constant(rewards.astype(np.float32)), tf.constant(ids))
+        spreads.append(np.ptp(list(sampler.probabilities().values())))
+    assert (max(spreads) == 0.0) == level, max(spreads)

@@ -257,8 +257,8 @@ class AugmentationPolicy(Policy):
             raise ValueError(
                 f"op_advantages() is kept by op_rule='evidence', not {self.op_rule!r}."
             )
-        a, se = evidence.advantage([v.value for v in self.op_statistics])
-        shrunk = evidence.shrunk_advantage(a, se, self.evidence_options["confidence"])
+        a, se, dof = evidence.advantage([v.value for v in self.op_statistics])
+        shrunk = evidence.shrunk_advantage(a, se, dof, self.evidence_options["confidence"])
         columns = [t.numpy().T.tolist() for t in (a, se, shrunk)]
         return {
             op.name: {"a": x, "se": e, "shrunk": d} for op, x, e, d in zip(self.space.ops, *columns)

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 #: The rule's options and their defaults (chosen for split mixtures: docs/split_mixture.md).
-OPTIONS = {"temperature": 0.1, "confidence": 1.5, "horizon": 300.0, "max_log_ratio": 3.0}
+OPTIONS = {"temperature": 0.1, "confidence": 3.0, "horizon": 300.0, "max_log_ratio": 3.0}
 _BOUNDS = {
     "temperature": (lambda v: v > 0, "> 0"),
     "confidence": (lambda v: v >= 0, ">= 0"),
@@ -27,6 +27,9 @@ _BOUNDS = {
 #: ``G`` within this of 1 counts as one step (float32 round-off of ``N^2 / NN``); two equal
 #: steps give ``G = (1 + g)^2 / (1 + g^2) > 1`` for any horizon > 1 (decay g > 0).
 _ONE_STEP = 1e-3
+
+#: Halvings of ``(0, 1)`` in :func:`student_t_quantile`: float32 resolution of ``x``.
+_BISECTIONS = 30
 
 #: The discounted statistics per split, in the order :func:`accumulate` keeps them.
 STATISTICS = ("count", "total", "total_sq", "total_count", "count_sq")
@@ -79,12 +82,12 @@ def accumulate(
     ]
 
 
-def advantage(stats: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(a, se)``: ``a = M / N`` and the ratio estimator's variance clustered by step with
-    the small-sample factor ``G / (G - 1)``, ``G = N^2 / NN`` the effective number of steps:
-    ``se^2 = G / (G - 1) (SS - 2 a SN + a^2 NN) / N^2`` (docs/method.md §10). ``se = inf``
-    until a split has been drawn in two steps (``G = 1``: one step says nothing about the
-    variance between steps)."""
+def advantage(stats: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(a, se, G - 1)``: ``a = M / N``, the ratio estimator's variance clustered by step
+    with the small-sample factor ``G / (G - 1)``, ``G = N^2 / NN`` the effective number of
+    steps: ``se^2 = G / (G - 1) (SS - 2 a SN + a^2 NN) / N^2``, and the degrees of freedom
+    ``G - 1`` of that estimate (docs/method.md §10). ``se = inf`` and ``G - 1 = 0`` until a
+    split has been drawn in two steps (one step says nothing about the spread between steps)."""
     count, total, total_sq, total_count, count_sq = stats
     seen = count > 0
     n = tf.where(seen, count, 1.0)
@@ -93,15 +96,35 @@ def advantage(stats: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
     spread = tf.logical_and(seen, steps > 1.0 + _ONE_STEP)
     factor = steps / tf.where(spread, steps - 1.0, 1.0)
     var = tf.maximum(total_sq - 2.0 * a * total_count + a * a * count_sq, 0.0) / (n * n)
-    return a, tf.where(spread, tf.sqrt(factor * var), float("inf"))
+    se = tf.where(spread, tf.sqrt(factor * var), float("inf"))
+    return a, se, tf.where(spread, steps - 1.0, 0.0)
 
 
-def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, confidence: float) -> tf.Tensor:
-    """``min(a_k + c se_k - max_j (a_j - c se_j), 0)``, ``c = confidence``: how far split k's
-    upper confidence bound lies below the best lower bound, i.e. the part of its gap to the
-    best split that noise does not explain (0 for splits never drawn; docs/method.md §10)."""
+def student_t_quantile(confidence: float, dof: tf.Tensor) -> tf.Tensor:
+    """``t_k``: Student's t quantile with ``dof`` degrees of freedom at the normal level
+    ``Phi(c)``, ``c = confidence``, so a bound of ``t_k se_k`` is as sure with an estimated
+    ``se_k`` as ``c se`` with a known one (docs/method.md §10). ``dof > 0``; by bisection of
+    ``I_x(dof/2, 1/2) = 2 (1 - Phi(c))``, ``x = dof / (dof + t^2)``."""
+    dof = tf.convert_to_tensor(dof, tf.float32)
+    tail = tf.math.erfc(tf.constant(confidence / np.sqrt(2.0), tf.float32))
+    low, high = tf.zeros_like(dof), tf.ones_like(dof)
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (low + high)
+        below = tf.math.betainc(0.5 * dof, tf.fill(tf.shape(dof), 0.5), mid) < tail
+        low, high = tf.where(below, mid, low), tf.where(below, high, mid)
+    x = 0.5 * (low + high)
+    return tf.sqrt(dof * (1.0 - x) / x)
+
+
+def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, dof: tf.Tensor, confidence: float) -> tf.Tensor:
+    """``min(a_k + t_k se_k - max_j (a_j - t_j se_j), 0)``, ``t_k`` the Student's t
+    quantile of ``confidence`` at split k's degrees of freedom (:func:`student_t_quantile`):
+    how far split k's upper confidence bound lies below the best lower bound, i.e. the part
+    of its gap to the best split that noise does not explain (0 for splits never drawn;
+    docs/method.md §10)."""
     seen = tf.math.is_finite(se)
-    margin = tf.where(seen, confidence * se, 0.0)
+    multiplier = student_t_quantile(confidence, tf.where(seen, dof, 1.0))
+    margin = tf.where(seen, multiplier * se, 0.0)
     best = tf.reduce_max(tf.where(seen, a - margin, -float("inf")), -1, keepdims=True)
     gap = tf.minimum(a + margin - best, 0.0)
     return tf.where(tf.logical_and(seen, tf.math.is_finite(best)), gap, 0.0)
@@ -127,6 +150,5 @@ def evidence_logits(
     """``z = d / max(T, -min(d) / L)`` for the shrunk gaps d (:func:`shrunk_advantage`), so
     ``p ∝ exp(z)`` with log-probabilities linear in the gap and at most ``L = max_log_ratio``
     below the best split's (docs/method.md §10)."""
-    a, se = advantage(stats)
-    gap = shrunk_advantage(a, se, confidence)
+    gap = shrunk_advantage(*advantage(stats), confidence)
     return gap / tf.maximum(temperature, -tf.reduce_min(gap, -1, keepdims=True) / max_log_ratio)

@@ -30,11 +30,12 @@ class SplitSampler(Policy):
 
     * ``rule="evidence"`` (default, docs/method.md §10): per split, the discounted mean
       advantage ``a_k`` of its examples and its standard error ``se_k`` (clustered by
-      step); ``z_k = min(a_k + c se_k - max_j (a_j - c se_j), 0) / temperature`` with
-      ``c = confidence``. Splits the rewards cannot tell from the best stay level with it;
-      a split whose mean is ``T`` below the best beyond the noise gets ``1/e`` of its
-      probability, down to ``exp(-max_log_ratio)`` of it for the worst split (beyond that,
-      all gaps are scaled down together). The knob is ``temperature``.
+      step); ``z_k = min(a_k + c_k se_k - max_j (a_j - c_j se_j), 0) / temperature`` with
+      ``c_k`` Student's t quantile at the normal level of ``c = confidence`` for the
+      split's effective number of steps. Splits the rewards cannot tell from the best
+      stay level with it; a split whose mean is ``T`` below the best beyond the noise gets
+      ``1/e`` of its probability, down to ``exp(-max_log_ratio)`` of it for the worst split
+      (beyond that, all gaps are scaled down together). The knob is ``confidence``.
     * ``rule="reinforce"``, the reference (docs/method.md §5): loss
       ``-mean(w_i log p(s_i)) - entropy * H(p)``, gradient clipped by value, Adam. One
       ``entropy`` both keeps equal splits level and sets how far worse ones fall.
@@ -57,7 +58,9 @@ class SplitSampler(Policy):
         temperature: evidence rule, ``T > 0`` in standard deviations of the
             standardised reward (default 0.1: docs/split_mixture.md).
         confidence: evidence rule, ``c >= 0``: standard errors of a split's mean
-            advantage that count as noise (default 1.5, about 87%; docs/split_mixture.md).
+            advantage that count as noise, as a normal quantile (widened to Student's t while
+            few steps are in; default 3: equal splits stay level over a run of hundreds of
+            steps, docs/split_mixture.md).
         horizon: evidence rule, steps ``H > 1`` the statistics remember: each step
             discounts them by ``1 - 1/H`` (default 300).
         max_log_ratio: evidence rule, ``L > 0``: no split's log-probability goes more than
@@ -211,8 +214,8 @@ class SplitSampler(Policy):
         if self.rule != "evidence":
             raise ValueError(f"advantages() is kept by rule='evidence', not {self.rule!r}.")
         stats = [v.value for v in self.statistics]
-        a, se = evidence.advantage(stats)
-        shrunk = evidence.shrunk_advantage(a, se, self.confidence)
+        a, se, dof = evidence.advantage(stats)
+        shrunk = evidence.shrunk_advantage(a, se, dof, self.confidence)
         return {
             name: {"a": float(x), "se": float(e), "shrunk": float(d)}
             for name, x, e, d in zip(self.split_names, a.numpy(), se.numpy(), shrunk.numpy())
