@@ -462,6 +462,14 @@ def main(argv: list[str] | None = None) -> dict:
     return run_all(args)
 
 
+def subset_order(n: int):
+    """The fixed order of the n training images (seed 12345) whose first ``--train-size``
+    are trained on and the next ``--held-out-size`` held out, the same for every seed."""
+    import numpy as np
+
+    return np.random.default_rng(12345).permutation(n)
+
+
 def run_all(args: argparse.Namespace) -> dict:
     """Every run of every seed; writes and returns the results."""
     import numpy as np
@@ -472,7 +480,7 @@ def run_all(args: argparse.Namespace) -> dict:
     images, labels = _build.load(args, "train")
     held_out = None
     if args.train_size is not None:
-        order = np.random.default_rng(12345).permutation(len(labels))
+        order = subset_order(len(labels))
         if args.held_out_size:  # the next images of the same order: clean, never trained on
             held = order[args.train_size : args.train_size + args.held_out_size]
             held_out = (images[held].astype(np.float32) / 255.0, labels[held].astype(np.int32))

@@ -11,11 +11,12 @@ reports per seed the steps at which the probabilities were not level and their l
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-import gar_tf
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
@@ -27,6 +28,14 @@ def main() -> None:
     p.add_argument("--effect", type=float, default=0.3, help="sd of the per-(step, split) effect")
     p.add_argument("--seeds", type=int, default=10)
     args = p.parse_args()
+    if args.splits < 2 or args.batch_size < 2 or args.steps < 1 or args.seeds < 1:
+        p.error("--splits and --batch-size must be >= 2, --steps and --seeds >= 1")
+    if not args.effect >= 0:
+        p.error(f"--effect must be >= 0, got {args.effect}")
+    import tensorflow as tf
+
+    import gar_tf
+
     element = (np.zeros((4, 2), np.float32), np.zeros(4, np.int32))
     splits = [tf.data.Dataset.from_tensor_slices(element) for _ in range(args.splits)]
     for seed in range(args.seeds):

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     from gar_tf_trainers import _build
 
     images, labels = _build.load(argparse.Namespace(dataset=args.dataset, data_dir=None), "train")
-    keep = np.random.default_rng(12345).permutation(len(labels))[:24000]  # as split_mixture
+    keep = split_mixture.subset_order(len(labels))[:24000]
     keras.utils.set_random_seed(args.seed)
     splits = split_mixture.make_splits(
         images[keep], labels[keep], SPLITS, args.corruption, args.seed, [0.0] * SPLITS
