@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the sampler's; inf: no cap)",
     )
     p.add_argument(
+        "--min-steps",
+        type=float,
+        default=None,
+        help="--rule evidence: effective steps of statistics a split needs before it is "
+        "compared (default: the sampler's)",
+    )
+    p.add_argument(
         "--policy-lr",
         type=float,
         default=None,
@@ -269,7 +276,7 @@ def check_sampler(args: argparse.Namespace) -> list[str]:
     """The SplitSampler flags the sampler itself would refuse, and ``--clean-size``."""
     problems = []
     own = {
-        "evidence": ("temperature", "confidence", "horizon", "max_log_ratio"),
+        "evidence": ("temperature", "confidence", "horizon", "max_log_ratio", "min_steps"),
         "reinforce": ("policy_lr", "entropy"),
     }
     for rule, flags in own.items():
@@ -283,9 +290,17 @@ def check_sampler(args: argparse.Namespace) -> list[str]:
         ("confidence", lambda a, f: _cli.at_least(a, 0, f)),
         ("horizon", lambda a, f: _cli.above(a, 1, f)),
         ("max_log_ratio", _cli.positive),
+        ("min_steps", lambda a, f: _cli.at_least(a, 1, f)),
     ):
         if getattr(args, flag) is not None:
             problems += check(args, flag)
+    if None not in (args.min_steps, args.horizon) and not problems:
+        most = 2 * args.horizon - 1  # effective steps the statistics can span (method.md §10)
+        if args.min_steps > most:
+            problems.append(
+                f"--min-steps {args.min_steps:g} can never be reached with --horizon "
+                f"{args.horizon:g} (at most 2 H - 1 = {most:g} effective steps)"
+            )
     if args.min_probability is not None and not 0 <= args.min_probability < 1 / args.splits:
         problems.append(
             f"--min-probability must be in [0, 1/{args.splits}) for --splits {args.splits}, "
@@ -381,6 +396,7 @@ def sampler_options(args: argparse.Namespace) -> dict:
             ("confidence", args.confidence),
             ("horizon", args.horizon),
             ("max_log_ratio", args.max_log_ratio),
+            ("min_steps", args.min_steps),
             ("policy_optimizer", args.policy_lr and keras.optimizers.Adam(args.policy_lr)),
             ("entropy", args.entropy),
             ("min_probability", args.min_probability),

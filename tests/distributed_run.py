@@ -12,11 +12,13 @@ augment-evidence.
 CPUs, 2 x 64. ``multiworker``: MultiWorkerMirroredStrategy, this process is one
 worker of the cluster in ``TF_CONFIG`` (``model.fit`` as in the other modes). ``split``
 trains a SplitSampler (actions from the pipeline; ``split-evidence``: its evidence rule, with
-``confidence=0`` so that its logits move within a few steps; ``split-held-out``: with
-``clean_comparison="held_out"``, each batch paired with one of 2 held-out batches),
+``confidence=0`` and ``min_steps=1`` so that its logits move within a few steps;
+``split-held-out``: with ``clean_comparison="held_out"``, each batch paired with one of 2
+held-out batches),
 ``augment`` an AugmentationPolicy
 (actions drawn in the step, one stream per replica; ``augment-evidence``: one op per image,
-``op_rule="evidence"`` with ``confidence=0`` and a horizon that forgets nothing). With
+``op_rule="evidence"`` with ``confidence=0``, ``min_steps=1`` and a horizon that forgets
+nothing). With
 ``DIR``, ``fit`` runs 2 epochs with ``BackupAndRestore`` and ``ModelCheckpoint`` on every
 worker (own paths, ``gar_tf.worker_path``) and ``TensorBoard`` on the chief. The same data
 and initial weights in every mode. ``GAR_TF_TEST_PATHS`` (default ``auto``) is GARModel's ``paths``.
@@ -90,7 +92,7 @@ def split_case(rng: np.random.Generator, rule: str = "reinforce", held_out: bool
         [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(3)]
     )
     splits = [tf.data.Dataset.from_tensor_slices((x[:10], y[:10])) for _ in range(3)]
-    options = {"confidence": 0.0} if rule == "evidence" else {}
+    options = {"confidence": 0.0, "min_steps": 1} if rule == "evidence" else {}
     sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix", rule=rule, **options)
     if not held_out:
         return _sharded(data), backbone, sampler, {}
@@ -115,7 +117,7 @@ def augment_case(rng: np.random.Generator, op_rule: str = "reinforce"):
     )
     ops = ["Identity", "Invert", "FlipLR", "Rotate"]
     if op_rule == "evidence":
-        options = {"confidence": 0.0, "horizon": 1e9}
+        options = {"confidence": 0.0, "horizon": 1e9, "min_steps": 1}
         policy = gar_tf.AugmentationPolicy(
             ops=ops, max_ops=1, op_rule=op_rule, evidence_options=options, seed=0
         )

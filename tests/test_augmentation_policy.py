@@ -388,7 +388,9 @@ def test_evidence_op_rule_matches_numpy_per_member_and_slot():
         max_ops=2,
         ensemble=members,
         op_rule="evidence",
-        evidence_options=dict(temperature=t, confidence=c, horizon=h, max_log_ratio=np.inf),
+        evidence_options=dict(
+            temperature=t, confidence=c, horizon=h, max_log_ratio=np.inf, min_steps=1
+        ),
         seed=0,
     )
     policy.build_optimizer()

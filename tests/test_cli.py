@@ -90,6 +90,8 @@ REFUSED = [
     ("split_mixture", ["--rule", "reinforce", "--temperature", "1"], "--rule evidence"),
     ("split_mixture", ["--temperature", "0"], "--temperature must be > 0"),
     ("split_mixture", ["--horizon", "1"], "--horizon must be > 1"),
+    ("split_mixture", ["--min-steps", "0.5"], "--min-steps must be >= 1"),
+    ("split_mixture", ["--min-steps", "40", "--horizon", "20"], "can never be reached"),
     ("split_mixture", ["--noise-rates", "0", "1"], "needs --corruption graded"),
     ("split_mixture", ["--corruption", "graded", "--noise-rates", "0", "0.5"],
      "one rate per split"),

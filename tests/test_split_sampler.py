@@ -91,10 +91,11 @@ def test_reinforce_step_matches_the_analytic_gradient():
     assert np.isnan(sampler.take_mean_rewards()["split_0"])  # reset after reading
 
 
-def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio=np.inf):
+def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio, min_steps):
     """The evidence rule worked out directly: for each split, the discounted ratio mean of
     the standardised rewards and its batch-clustered variance, times G / (G - 1) for G
-    effective steps, bounds of Student's t with G - 1 degrees of freedom (docs/method.md §10)."""
+    effective steps, bounds of Student's t with G - 1 degrees of freedom; splits with
+    G < min_steps neither move nor set the best (docs/method.md §10)."""
     g = 1.0 - 1.0 / horizon
     total = len(steps)
     s_steps, n_steps = [], []
@@ -109,8 +110,9 @@ def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio
     steps = (omega * n).sum(0) ** 2 / (omega**2 * n**2).sum(0)
     se *= np.sqrt(steps / (steps - 1))
     margin = student_t_quantile(confidence, steps - 1) * se
-    best_lower_bound = np.max(a - margin)
-    shrunk = np.minimum(a + margin - best_lower_bound, 0.0)
+    compared = steps >= min_steps
+    best_lower_bound = np.max((a - margin)[compared])
+    shrunk = np.where(compared, np.minimum(a + margin - best_lower_bound, 0.0), 0.0)
     return a, se, shrunk / max(temperature, -shrunk.min() / max_log_ratio)
 
 
@@ -118,14 +120,14 @@ def _evidence_in_numpy(steps, k, temperature, confidence, horizon, max_log_ratio
 def test_evidence_rule_matches_numpy(max_log_ratio):
     k, rng = 4, np.random.default_rng(1)
     options = dict(temperature=0.2, confidence=1.0, horizon=4, max_log_ratio=max_log_ratio)
-    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=32, **options)
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=32, min_steps=1, **options)
     steps = []
     for _ in range(6):
         ids = rng.integers(0, k, 32)
         rewards = rng.normal(size=32) - 0.4 * ids  # split 3 worst
         steps.append((rewards.astype(np.float32), ids))
         sampler.update(tf.constant(steps[-1][0]), tf.constant(ids))
-    a, se, logits = _evidence_in_numpy(steps, k, 0.2, 1.0, 4, max_log_ratio)
+    a, se, logits = _evidence_in_numpy(steps, k, 0.2, 1.0, 4, max_log_ratio, 1)
     np.testing.assert_allclose(sampler.logits.numpy(), logits, rtol=1e-4, atol=1e-5)
     assert logits.max() - logits.min() <= max_log_ratio + 1e-6
     if max_log_ratio < np.inf:  # the cap binds here: the worst split at exactly -L
@@ -138,9 +140,28 @@ def test_evidence_rule_matches_numpy(max_log_ratio):
     assert sampler.policy_optimizer.iterations.numpy() == 0  # no optimizer in this rule
 
 
+def test_evidence_rule_waits_for_min_steps():
+    """Split 3 is drawn in every fourth step only, so it has fewer effective steps: the
+    others are compared (and the worse fall) while split 3 stays at the best's logit and
+    does not set the best; nothing moves before any split spans min_steps."""
+    k, rng, steps = 4, np.random.default_rng(5), []
+    options = dict(temperature=0.2, confidence=1.0, horizon=50, max_log_ratio=np.inf)
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=32, min_steps=8, **options)
+    for t in range(12):
+        ids = rng.integers(0, k if t % 4 == 0 else k - 1, 32)
+        rewards = rng.normal(size=32) - 0.5 * ids + 3.0 * (ids == 3)  # split 3 looks best
+        steps.append((rewards.astype(np.float32), ids))
+        sampler.update(tf.constant(steps[-1][0]), tf.constant(ids))
+        if t < 6:  # fewer than 8 effective steps everywhere
+            np.testing.assert_array_equal(sampler.logits.numpy(), np.zeros(k))
+    *_, logits = _evidence_in_numpy(steps, k, 0.2, 1.0, 50, np.inf, 8)
+    np.testing.assert_allclose(sampler.logits.numpy(), logits, rtol=1e-4, atol=1e-5)
+    assert logits[3] == 0.0 and logits[0] == 0.0 and logits[2] < logits[1] < 0.0, logits
+
+
 def test_evidence_rule_keeps_indistinguishable_splits_level():
     rng = np.random.default_rng(2)
-    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=64)
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=64, min_steps=1)
     for _ in range(30):
         ids = rng.integers(0, 4, 64)
         sampler.update(tf.constant(rng.normal(size=64).astype(np.float32)), tf.constant(ids))
@@ -155,7 +176,7 @@ def test_evidence_rule_keeps_indistinguishable_splits_level():
 def test_evidence_rule_does_not_move_on_one_step():
     """One step gives the means but no spread between steps: the mixture stays uniform (it
     moved on the first step whatever the confidence before se had the G / (G - 1) factor)."""
-    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=8, confidence=100.0)
+    sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=8, confidence=100.0, min_steps=1)
     ids = tf.constant([0, 0, 1, 1, 2, 2, 3, 3])
     sampler.update(tf.constant([3.0, 2.0, 0.0, 0.1, -1.0, -2.0, 0.5, 0.4]), ids)
     advantages = sampler.advantages()
@@ -182,9 +203,12 @@ def test_rules_take_only_their_own_options():
         {"temperature": True},
         {"max_log_ratio": 0},
         {"temperature": float("inf")},
+        {"min_steps": 0.5},
     ):
         with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a number"):
             gar_tf.SplitSampler(splits, batch_size=4, **bad)
+    with pytest.raises(ValueError, match="min_steps=30 can never be reached with horizon=10"):
+        gar_tf.SplitSampler(splits, batch_size=4, horizon=10)  # at most 2 H - 1 = 19
     with pytest.raises(ValueError, match="entropy must be a number >= 0"):
         gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", entropy=float("nan"))
     with pytest.raises(ValueError, match="advantages\\(\\) is kept by rule='evidence'"):
@@ -195,8 +219,8 @@ def test_get_config_says_what_the_sampler_does():
     splits = _constant_splits()
     config = gar_tf.SplitSampler(splits, batch_size=4, temperature=0.1, seed=3).get_config()
     assert config["rule"] == "evidence" and config["temperature"] == 0.1
-    assert (config["confidence"], config["horizon"], config["seed"]) == (3.0, 300.0, 3)
-    assert config["max_log_ratio"] == 3.0
+    assert (config["confidence"], config["horizon"], config["seed"]) == (1.75, 300.0, 3)
+    assert (config["max_log_ratio"], config["min_steps"]) == (3.0, 30.0)
     assert "entropy" not in config and "policy_optimizer" not in config
     reference = gar_tf.SplitSampler(splits, batch_size=4, rule="reinforce", entropy=0.2)
     config = reference.get_config()
@@ -331,8 +355,9 @@ def test_evidence_bounds_widen_to_student_t_with_few_steps(confidence):
 
 @pytest.mark.parametrize("confidence, level", [(None, True), (1.5, False)])
 def test_evidence_rule_default_never_moves_on_pure_noise(confidence, level):
-    """Four equal splits tested at every step: the default c = 3 (t bounds) keeps them exactly
-    level at every step of this run; c = 1.5 is crossed by chance on the same rewards."""
+    """Four equal splits tested at every step: the defaults (c = 1.75, t bounds, compared from
+    30 effective steps) keep them exactly level at every step of this run; c = 1.5 is
+    crossed by chance on the same rewards."""
     sampler = gar_tf.SplitSampler(_constant_splits(), batch_size=128, confidence=confidence)
     rng, spreads = np.random.default_rng(3), []
     for _ in range(150):

@@ -21,7 +21,7 @@ def _data(drop_remainder=True):
     return data.batch(BATCH, drop_remainder=drop_remainder), (x, y)
 
 
-RULES = {"reinforce": {}, "evidence": {"confidence": 0.0}}  # 0: logits move at once
+RULES = {"reinforce": {}, "evidence": {"confidence": 0.0, "min_steps": 1}}  # move at once
 
 
 def _fit(jit_compile, policies=None, drop_remainder=True, rule="reinforce"):

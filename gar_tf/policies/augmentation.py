@@ -62,7 +62,8 @@ class AugmentationPolicy(Policy):
             :class:`SplitSampler`'s rule (docs/method.md §10). ``p(n)`` and the levels
             still learn by REINFORCE.
         evidence_options: the evidence rule's options (``temperature``, ``confidence``,
-            ``horizon``, ``max_log_ratio``; defaults those of :class:`SplitSampler`).
+            ``horizon``, ``max_log_ratio``, ``min_steps``; defaults those of
+            :class:`SplitSampler`).
         min_op_probability: floor ``f`` on each op's probability,
             ``p(o) = (1 - N f) softmax(z) + f``, in ``[0, 1/N)``: no op is dropped for good.
         seed: seed of the op draws in training.
@@ -258,7 +259,8 @@ class AugmentationPolicy(Policy):
                 f"op_advantages() is kept by op_rule='evidence', not {self.op_rule!r}."
             )
         a, se, dof = evidence.advantage([v.value for v in self.op_statistics])
-        shrunk = evidence.shrunk_advantage(a, se, dof, self.evidence_options["confidence"])
+        options = self.evidence_options
+        shrunk = evidence.shrunk_advantage(a, se, dof, options["confidence"], options["min_steps"])
         columns = [t.numpy().T.tolist() for t in (a, se, shrunk)]
         return {
             op.name: {"a": x, "se": e, "shrunk": d} for op, x, e, d in zip(self.space.ops, *columns)

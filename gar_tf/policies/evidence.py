@@ -4,7 +4,8 @@ Used for the splits of a mixture and for the ops of an augmentation policy. Per 
 each step adds the sum ``S_k`` and count ``n_k`` of the standardised rewards of the examples
 drawn from k; the statistics are discounted by ``decay`` per step. From them the
 mean advantage ``a_k`` with a batch-clustered standard error ``se_k``, the part of its gap to
-the best split beyond ``confidence`` standard errors, and the logits ``z_k = shrunk_k / T``
+the best split beyond ``confidence`` standard errors (once a split's statistics span
+``min_steps`` effective steps), and the logits ``z_k = shrunk_k / T``
 (T raised where needed so that no logit is more than ``max_log_ratio`` below the best).
 Statistics may carry leading axes (one categorical per row, e.g. per ensemble member): the
 comparisons are along the last axis.
@@ -16,12 +17,19 @@ import numpy as np
 import tensorflow as tf
 
 #: The rule's options and their defaults (chosen for split mixtures: docs/split_mixture.md).
-OPTIONS = {"temperature": 0.1, "confidence": 3.0, "horizon": 300.0, "max_log_ratio": 3.0}
+OPTIONS = {
+    "temperature": 0.1,
+    "confidence": 1.75,
+    "horizon": 300.0,
+    "max_log_ratio": 3.0,
+    "min_steps": 30.0,
+}
 _BOUNDS = {
     "temperature": (lambda v: v > 0, "> 0"),
     "confidence": (lambda v: v >= 0, ">= 0"),
     "horizon": (lambda v: v > 1, "> 1 (1 would keep one step: no spread between steps)"),
     "max_log_ratio": (lambda v: v > 0, "> 0 (inf: no cap)"),
+    "min_steps": (lambda v: v >= 1, ">= 1 (1: from the second step, when se is first finite)"),
 }
 
 #: ``G`` within this of 1 counts as one step (float32 round-off of ``N^2 / NN``); two equal
@@ -52,6 +60,13 @@ def options(**given) -> dict[str, float]:
         if not finite or not ok(value):
             raise ValueError(f"{key} must be a number {bound}, got {value!r}.")
         checked[key] = float(value)
+    most = 2.0 * checked["horizon"] - 1.0  # G of infinitely many equal steps: (1 + g) / (1 - g)
+    if checked["min_steps"] > most:
+        raise ValueError(
+            f"min_steps={checked['min_steps']:g} can never be reached with "
+            f"horizon={checked['horizon']:g}: the statistics span at most 2 H - 1 = {most:g} "
+            "effective steps. Lower min_steps or raise horizon."
+        )
     return checked
 
 
@@ -116,13 +131,16 @@ def student_t_quantile(confidence: float, dof: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(dof * (1.0 - x) / x)
 
 
-def shrunk_advantage(a: tf.Tensor, se: tf.Tensor, dof: tf.Tensor, confidence: float) -> tf.Tensor:
+def shrunk_advantage(
+    a: tf.Tensor, se: tf.Tensor, dof: tf.Tensor, confidence: float, min_steps: float
+) -> tf.Tensor:
     """``min(a_k + t_k se_k - max_j (a_j - t_j se_j), 0)``, ``t_k`` the Student's t
     quantile of ``confidence`` at split k's degrees of freedom (:func:`student_t_quantile`):
     how far split k's upper confidence bound lies below the best lower bound, i.e. the part
-    of its gap to the best split that noise does not explain (0 for splits never drawn;
-    docs/method.md §10)."""
-    seen = tf.math.is_finite(se)
+    of its gap to the best split that noise does not explain. Splits whose statistics span
+    fewer than ``min_steps`` effective steps (``G_k = dof_k + 1``) are not compared yet:
+    0, and they do not set the best (docs/method.md §10)."""
+    seen = tf.logical_and(tf.math.is_finite(se), dof >= min_steps - 1.0)
     multiplier = student_t_quantile(confidence, tf.where(seen, dof, 1.0))
     margin = tf.where(seen, multiplier * se, 0.0)
     best = tf.reduce_max(tf.where(seen, a - margin, -float("inf")), -1, keepdims=True)
@@ -138,17 +156,13 @@ def step(
     (:func:`evidence_logits` with the other :data:`OPTIONS`)."""
     new = accumulate(stats, sums, counts, 1.0 - 1.0 / options["horizon"])
     new = [tf.where(apply, n, o) for n, o in zip(new, stats)]
-    logits = evidence_logits(
-        new, options["temperature"], options["confidence"], options["max_log_ratio"]
-    )
-    return new, logits
+    return new, evidence_logits(new, options)
 
 
-def evidence_logits(
-    stats: list[tf.Tensor], temperature: float, confidence: float, max_log_ratio: float
-) -> tf.Tensor:
-    """``z = d / max(T, -min(d) / L)`` for the shrunk gaps d (:func:`shrunk_advantage`), so
-    ``p ∝ exp(z)`` with log-probabilities linear in the gap and at most ``L = max_log_ratio``
-    below the best split's (docs/method.md §10)."""
-    gap = shrunk_advantage(*advantage(stats), confidence)
-    return gap / tf.maximum(temperature, -tf.reduce_min(gap, -1, keepdims=True) / max_log_ratio)
+def evidence_logits(stats: list[tf.Tensor], options: dict) -> tf.Tensor:
+    """``z = d / max(T, -min(d) / L)`` for the shrunk gaps d (:func:`shrunk_advantage` with
+    ``options``' confidence and min_steps), so ``p ∝ exp(z)`` with log-probabilities linear in
+    the gap and at most ``L = max_log_ratio`` below the best split's (docs/method.md §10)."""
+    gap = shrunk_advantage(*advantage(stats), options["confidence"], options["min_steps"])
+    bound = -tf.reduce_min(gap, -1, keepdims=True) / options["max_log_ratio"]
+    return gap / tf.maximum(options["temperature"], bound)

@@ -32,7 +32,8 @@ class SplitSampler(Policy):
       advantage ``a_k`` of its examples and its standard error ``se_k`` (clustered by
       step); ``z_k = min(a_k + c_k se_k - max_j (a_j - c_j se_j), 0) / temperature`` with
       ``c_k`` Student's t quantile at the normal level of ``c = confidence`` for the
-      split's effective number of steps. Splits the rewards cannot tell from the best
+      split's effective number of steps; a split is compared once its statistics span
+      ``min_steps`` effective steps. Splits the rewards cannot tell from the best
       stay level with it; a split whose mean is ``T`` below the best beyond the noise gets
       ``1/e`` of its probability, down to ``exp(-max_log_ratio)`` of it for the worst split
       (beyond that, all gaps are scaled down together). The knob is ``confidence``.
@@ -59,13 +60,15 @@ class SplitSampler(Policy):
             standardised reward (default 0.1: docs/split_mixture.md).
         confidence: evidence rule, ``c >= 0``: standard errors of a split's mean
             advantage that count as noise, as a normal quantile (widened to Student's t while
-            few steps are in; default 3: equal splits stay level over a run of hundreds of
-            steps, docs/split_mixture.md).
+            few steps are in; default 1.75, docs/split_mixture.md).
         horizon: evidence rule, steps ``H > 1`` the statistics remember: each step
             discounts them by ``1 - 1/H`` (default 300).
         max_log_ratio: evidence rule, ``L > 0``: no split's log-probability goes more than
             L below the best split's (T is raised instead; default 3, i.e. >= 5% of the
             best split's probability; ``inf``: no cap).
+        min_steps: evidence rule, effective steps ``>= 1`` a split's statistics must span
+            before it is compared (default 30: early in training, bounds from a few steps
+            let equal splits jump apart, docs/split_mixture.md).
         policy_optimizer: reinforce rule, optimizer for the logits (default ``Adam(0.01)``).
         entropy: reinforce rule, weight of the entropy bonus ``H(p)``; it pulls towards
             uniform and keeps equally good splits balanced (default 0.3).
@@ -85,6 +88,7 @@ class SplitSampler(Policy):
         confidence: float | None = None,
         horizon: float | None = None,
         max_log_ratio: float | None = None,
+        min_steps: float | None = None,
         policy_optimizer: keras.optimizers.Optimizer | None = None,
         entropy: float | None = None,
         min_probability: float = 0.0,
@@ -98,6 +102,7 @@ class SplitSampler(Policy):
             confidence=confidence,
             horizon=horizon,
             max_log_ratio=max_log_ratio,
+            min_steps=min_steps,
             policy_optimizer=policy_optimizer,
             entropy=entropy,
         )
@@ -128,6 +133,7 @@ class SplitSampler(Policy):
         self.confidence = options.get("confidence")
         self.horizon = options.get("horizon")
         self.max_log_ratio = options.get("max_log_ratio")
+        self.min_steps = options.get("min_steps")
         k = len(splits)
         assigned = "only_first_replica" if rule == "evidence" else "none"
         self.logits = self.add_policy_weight("logits", (k,), aggregation=assigned)
@@ -215,7 +221,7 @@ class SplitSampler(Policy):
             raise ValueError(f"advantages() is kept by rule='evidence', not {self.rule!r}.")
         stats = [v.value for v in self.statistics]
         a, se, dof = evidence.advantage(stats)
-        shrunk = evidence.shrunk_advantage(a, se, dof, self.confidence)
+        shrunk = evidence.shrunk_advantage(a, se, dof, self.confidence, self.min_steps)
         return {
             name: {"a": float(x), "se": float(e), "shrunk": float(d)}
             for name, x, e, d in zip(self.split_names, a.numpy(), se.numpy(), shrunk.numpy())
