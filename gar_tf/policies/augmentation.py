@@ -258,10 +258,8 @@ class AugmentationPolicy(Policy):
             raise ValueError(
                 f"op_advantages() is kept by op_rule='evidence', not {self.op_rule!r}."
             )
-        a, se, dof = evidence.advantage([v.value for v in self.op_statistics])
-        options = self.evidence_options
-        shrunk = evidence.shrunk_advantage(a, se, dof, options["confidence"], options["min_steps"])
-        columns = [t.numpy().T.tolist() for t in (a, se, shrunk)]
+        stats = [v.value for v in self.op_statistics]
+        columns = [t.numpy().T.tolist() for t in evidence.gaps(stats, self.evidence_options)]
         return {
             op.name: {"a": x, "se": e, "shrunk": d} for op, x, e, d in zip(self.space.ops, *columns)
         }

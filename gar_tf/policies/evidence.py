@@ -159,10 +159,17 @@ def step(
     return new, evidence_logits(new, options)
 
 
+def gaps(stats: list[tf.Tensor], options: dict) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(a, se, d)``: :func:`advantage`'s mean and standard error and the shrunk gap d
+    (:func:`shrunk_advantage` with ``options``' confidence and min_steps; docs/method.md §10)."""
+    a, se, dof = advantage(stats)
+    return a, se, shrunk_advantage(a, se, dof, options["confidence"], options["min_steps"])
+
+
 def evidence_logits(stats: list[tf.Tensor], options: dict) -> tf.Tensor:
-    """``z = d / max(T, -min(d) / L)`` for the shrunk gaps d (:func:`shrunk_advantage` with
-    ``options``' confidence and min_steps), so ``p ∝ exp(z)`` with log-probabilities linear in
-    the gap and at most ``L = max_log_ratio`` below the best split's (docs/method.md §10)."""
-    gap = shrunk_advantage(*advantage(stats), options["confidence"], options["min_steps"])
+    """``z = d / max(T, -min(d) / L)`` for the shrunk gaps d (:func:`gaps`), so ``p ∝ exp(z)``
+    with log-probabilities linear in the gap and at most ``L = max_log_ratio`` below the best
+    split's (docs/method.md §10)."""
+    gap = gaps(stats, options)[2]
     bound = -tf.reduce_min(gap, -1, keepdims=True) / options["max_log_ratio"]
     return gap / tf.maximum(options["temperature"], bound)

@@ -207,12 +207,15 @@ class SplitSampler(Policy):
         weights, _, apply = self.standardised(rewards, active)
         k = len(self.splits)
         sums, counts = all_reduce_sum(list(evidence.step_sums(weights, actions, k)))
-        options = {key: getattr(self, key) for key in evidence.OPTIONS}
         old = [v.value for v in self.statistics]
-        new, logits = evidence.step(old, sums, counts, apply, options)
+        new, logits = evidence.step(old, sums, counts, apply, self._evidence_options())
         for variable, value in zip(self.statistics, new):
             variable.assign(value)
         self.logits.assign(logits)
+
+    def _evidence_options(self) -> dict[str, float]:
+        """The evidence rule's options as kept on the sampler (None under rule="reinforce")."""
+        return {key: getattr(self, key) for key in evidence.OPTIONS}
 
     def advantages(self) -> dict[str, dict[str, float]]:
         """Evidence rule: per split, the mean standardised advantage ``a``, its standard
@@ -220,8 +223,7 @@ class SplitSampler(Policy):
         if self.rule != "evidence":
             raise ValueError(f"advantages() is kept by rule='evidence', not {self.rule!r}.")
         stats = [v.value for v in self.statistics]
-        a, se, dof = evidence.advantage(stats)
-        shrunk = evidence.shrunk_advantage(a, se, dof, self.confidence, self.min_steps)
+        a, se, shrunk = evidence.gaps(stats, self._evidence_options())
         return {
             name: {"a": float(x), "se": float(e), "shrunk": float(d)}
             for name, x, e, d in zip(self.split_names, a.numpy(), se.numpy(), shrunk.numpy())
@@ -229,7 +231,7 @@ class SplitSampler(Policy):
 
     def get_config(self) -> dict:
         """The sampler's options (not its splits: a sampler is rebuilt with its datasets)."""
-        rule = {key: getattr(self, key) for key in RULE_OPTIONS["evidence"]}
+        rule = self._evidence_options()
         if self.rule == "reinforce":
             rule = {
                 "entropy": self.entropy_weight,
