@@ -14,8 +14,8 @@ from gar_tf.alignment.engine import SIMILARITIES
 from gar_tf.alignment.paths import check_choice
 from gar_tf.comparison import split_pair
 from gar_tf.pending import PendingState
-from gar_tf.policies import Policy
-from gar_tf.replicas import all_reduce_sum
+from gar_tf.policies import Policy, SplitSampler
+from gar_tf.replicas import all_reduce_sum, num_replicas
 from gar_tf.reward import RewardMode, StepRecord, rewards
 
 _PENDING_KEY = "gar_pending_"  # prefix of the pending state's entries in a checkpoint
@@ -79,6 +79,10 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             transforms) its training batch, then rewards it along the gradient of its
             held-out batch at the updated weights; the model never trains on the
             held-out batches (one policy update per step; needs ``reward="next"``).
+            ``"other_splits"``: each example of batch t is aligned with the mean gradient of
+            batch t+1's examples from the *other* splits of the one ``SplitSampler`` among the
+            policies (docs/method.md §13; needs ``reward="next"``; one more backward pass and
+            one more alignment per split).
         clean_size: the clean slice size V for ``clean_comparison="slice"``.
         compute_rewards: False trains exactly like ``backbone`` would, with no
             reward work (only without policies).
@@ -131,6 +135,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             raise ValueError(f"Policy names must be distinct, got {names}.")
         if policies and not compute_rewards:
             raise ValueError("compute_rewards=False leaves the policies without rewards.")
+        self._split_policy = _split_policy(policies) if mode.other_splits else None
         self.backbone = backbone
         self.policies = policies
         self.mode = mode
@@ -285,7 +290,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         """Rewards the mode's target for this step's record and updates the policies:
         ``r_i = <g_i, V>`` (docs/method.md §1-§4), then REINFORCE (§5)."""
         target = self.mode.target(now, self._pending)
-        r = rewards(self.engine, target, self.mode)
+        splits = target.actions[self._split_policy.name] if self._split_policy else None
+        r = rewards(self.engine, target, self.mode, splits)
         for p in self.policies:
             p.update(r, target.actions[p.name], active=target.active)
         self._track_rewards(r, target.active)
@@ -350,9 +356,11 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             self.backbone.build(tf.nest.map_structure(lambda t: tuple(t.shape), x))
         variables = self.backbone.trainable_variables
         comparison_weights = self.mode.comparison_weights(batch, sample_weight)
-        with tf.GradientTape(persistent=comparison_weights is not None) as tape:
+        other_splits = self._other_splits_weights(actions, batch, sample_weight)
+        more = comparison_weights is not None or bool(other_splits)  # losses besides `loss`
+        with tf.GradientTape(persistent=more) as tape:
             if self.compute_rewards:
-                with self.engine.recording(x, detach=comparison_weights is None) as rec:
+                with self.engine.recording(x, detach=not more) as rec:
                     y_pred = self(x, training=True)
                 outputs = rec.outputs
             else:
@@ -365,6 +373,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             if comparison_weights is not None:
                 # The clean slice's mean compiled loss (no regularisation losses).
                 comparison_loss = _compat.compiled_loss(self, y, y_pred, comparison_weights)
+            # Per split k: the mean compiled loss of the other splits' examples (§13).
+            split_losses = [_compat.compiled_loss(self, y, y_pred, w) for w in other_splits]
         grads = tape.gradient(scaled_loss, variables + outputs)
         if not self.compute_rewards:
             return y_pred, _dense(variables, grads[: len(variables)]), None
@@ -374,11 +384,30 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         comparison = [raw(g) for g in gradient]
         if comparison_weights is not None:
             comparison = _dense(variables, tape.gradient(comparison_loss, variables))
+        if other_splits:
+            per_split = [_dense(variables, tape.gradient(s, variables)) for s in split_losses]
+            comparison = [tf.stack(g) for g in zip(*per_split)]
         if self.mode.held_out:  # the held-out batch gives it, after the update
             comparison = []
         states = [state.mapped(raw) for state in states]
         now = StepRecord(states, actions, all_reduce_sum(comparison))
         return y_pred, gradient, now
+
+    def _other_splits_weights(self, actions, batch, sample_weight) -> list[tf.Tensor]:
+        """Under ``"other_splits"``, per split k the weights whose weighted compiled loss is
+        the mean over the global batch's examples of the other splits; else ``[]``."""
+        if self._split_policy is None:
+            return []
+        splits = tf.cast(actions[self._split_policy.name], tf.int32)
+        k = int(self._split_policy.logits.shape[0])
+        masks = tf.cast(tf.not_equal(splits[None, :], tf.range(k)[:, None]), tf.float32)
+        (counts,) = all_reduce_sum([tf.reduce_sum(masks, axis=1)])
+        # Keras divides a replica's weighted loss by its batch and by the replicas.
+        scale = tf.cast(batch * num_replicas(), tf.float32)
+        weights = masks * tf.math.divide_no_nan(scale, counts)[:, None]
+        if sample_weight is not None:
+            weights = weights * tf.cast(tf.reshape(sample_weight, [1, -1]), tf.float32)
+        return tf.unstack(weights, num=k)
 
     def _unscaled(self, loss, scaled_loss):
         """Maps a gradient of ``scaled_loss`` to float32 gradient of ``loss`` (mixed
@@ -443,6 +472,23 @@ def _dense(variables, grads) -> list[tf.Tensor]:
     return [
         tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for v, g in zip(variables, grads)
     ]
+
+
+def _split_policy(policies: Sequence[Policy]) -> SplitSampler:
+    """The one SplitSampler whose splits ``clean_comparison="other_splits"`` leaves out."""
+    samplers = [p for p in policies if isinstance(p, SplitSampler)]
+    if len(samplers) != 1:
+        raise ValueError(
+            'clean_comparison="other_splits" compares each example with the next batch\'s '
+            "examples from the other splits of a gar_tf.SplitSampler: pass exactly one "
+            f"among the policies (got {len(samplers)})."
+        )
+    if samplers[0].logits.shape[0] < 2:
+        raise ValueError(
+            'clean_comparison="other_splits" needs a SplitSampler with at least 2 splits: '
+            "with one there is no other split to compare with."
+        )
+    return samplers[0]
 
 
 def _transform_head(policy: Policy, x, actions, n, transformed):

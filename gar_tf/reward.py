@@ -1,6 +1,7 @@
 """Where the reward is computed: which examples are rewarded, along which direction.
 
-docs/method.md §3 (reward variants), §4 (clean comparison), §11 (held-out comparison).
+docs/method.md §3 (reward variants), §4 (clean comparison), §11 (held-out comparison),
+§13 (comparison across splits).
 One step of GARModel leaves a :class:`StepRecord` (per-layer states of its batch, the
 policies' actions, its comparison gradient). A :class:`RewardMode` turns it, with the
 record kept from the step before, into a :class:`Target`; :func:`rewards` computes
@@ -20,10 +21,10 @@ from gar_tf.alignment.tap import CallState
 from gar_tf.pending import BATCHED, FIXED, PendingState
 
 REWARDS = ("next", "same", "next-minus-current")
-CLEAN_COMPARISONS = (None, "alternate", "slice", "held_out")
+CLEAN_COMPARISONS = (None, "alternate", "slice", "held_out", "other_splits")
 #: reward -> the clean comparisons it works with, and why the others do not.
 VALID = {
-    "next": (None, "alternate", "slice", "held_out"),
+    "next": (None, "alternate", "slice", "held_out", "other_splits"),
     "same": (None, "slice"),
     "next-minus-current": (None,),
 }
@@ -33,6 +34,8 @@ _WHY_NOT = {
     ("next-minus-current", "slice"): "G_t of the rewarded examples would be compared with itself",
     ("same", "held_out"): "the held-out batch is compared after the update, at the next weights",
     ("next-minus-current", "held_out"): "G_t of a transformed batch is not a clean comparison",
+    ("same", "other_splits"): "an example's own batch is the one it was trained on",
+    ("next-minus-current", "other_splits"): "G_t holds each example's own split",
 }
 
 
@@ -63,7 +66,10 @@ class RewardMode:
     rewards the step before), ``"slice"`` (the last ``clean_size`` examples of each
     batch stay untouched, give the comparison gradient and get no reward) or
     ``"held_out"`` (each step takes a training batch and a held-out batch; the held-out
-    gradient after the optimizer step is the direction for the training batch, §11).
+    gradient after the optimizer step is the direction for the training batch, §11) or
+    ``"other_splits"`` (example i of split k is aligned with ``G^{(-k)}_{t+1}``, the mean
+    gradient of batch t+1's examples from the other splits, §13; the record's gradient then
+    holds one direction per split, stacked on axis 0).
     """
 
     reward: str = "next"
@@ -96,6 +102,11 @@ class RewardMode:
     def held_out(self) -> bool:
         """Whether each step pairs a training batch with a held-out comparison batch."""
         return self.clean_comparison == "held_out"
+
+    @property
+    def other_splits(self) -> bool:
+        """Whether each example is compared with the next batch's other splits only."""
+        return self.clean_comparison == "other_splits"
 
     @property
     def uses_previous_step(self) -> bool:
@@ -155,10 +166,18 @@ class RewardMode:
         return StepRecord(states, examples["actions"], fixed["gradient"])
 
 
-def rewards(engine: AlignmentEngine, target: Target, mode: RewardMode) -> tf.Tensor:
-    """``r_i = <g_i, direction>`` [rewarded examples] of the target (zeros when inactive)."""
+def rewards(
+    engine: AlignmentEngine, target: Target, mode: RewardMode, splits: tf.Tensor | None = None
+) -> tf.Tensor:
+    """``r_i = <g_i, direction>`` [rewarded examples] of the target (zeros when inactive).
+
+    Under ``"other_splits"`` the direction holds one gradient per split on axis 0 and
+    ``splits`` is each rewarded example's split: ``r_i = <g_i, direction[splits_i]>``.
+    """
 
     def aligned():
+        if mode.other_splits:
+            return leave_split_out(engine, target, splits)
         r = engine.alignment(target.states, target.direction)
         return r[: mode.rewarded(tf.shape(r)[0])]
 
@@ -168,3 +187,15 @@ def rewards(engine: AlignmentEngine, target: Target, mode: RewardMode) -> tf.Ten
     first = target.states[0]
     count = tf.shape(actions[0])[0] if actions else mode.rewarded(first.batch_size())
     return tf.cond(target.active, aligned, lambda: tf.zeros([count]))
+
+
+def leave_split_out(engine: AlignmentEngine, target: Target, splits: tf.Tensor) -> tf.Tensor:
+    """``r_i = <g_i, G^{(-s_i)}>``: each example along the direction of the splits it is not
+    from (docs/method.md §13); one alignment per split, each example keeps its own."""
+    per_split = [
+        engine.alignment(target.states, [d[k] for d in target.direction])
+        for k in range(target.direction[0].shape[0])
+    ]
+    chosen = tf.stack(per_split, axis=1)  # [B, K]
+    splits = tf.cast(splits, tf.int32)
+    return tf.gather(chosen, splits, axis=1, batch_dims=1)

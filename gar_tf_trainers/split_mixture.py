@@ -170,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         "clean_comparison='held_out'; needs --reward next); 0: none",
     )
     p.add_argument(
+        "--other-splits",
+        action="store_true",
+        help="the GAR run compares each example with the next batch's examples from the other "
+        "splits only (GARModel clean_comparison='other_splits'; needs --reward next; "
+        "default: off)",
+    )
+    p.add_argument(
         "--runs",
         nargs="+",
         choices=RUNS,
@@ -310,7 +317,22 @@ def check_sampler(args: argparse.Namespace) -> list[str]:
         problems.append(
             f"--clean-size must be in [0, --batch-size {args.batch_size}), got {args.clean_size}"
         )
-    return problems + check_held_out(args)
+    return problems + check_held_out(args) + check_other_splits(args)
+
+
+def check_other_splits(args: argparse.Namespace) -> list[str]:
+    """``--other-splits``: with reward next, and no other comparison."""
+    if not args.other_splits:
+        return []
+    problems = []
+    if args.reward != "next":
+        problems.append(f"--other-splits needs --reward next, got --reward {args.reward}")
+    if args.clean_size or args.held_out_size:
+        problems.append(
+            "--other-splits is a comparison of its own: pass it without --clean-size and "
+            "--held-out-size"
+        )
+    return problems
 
 
 def check_held_out(args: argparse.Namespace) -> list[str]:
@@ -442,6 +464,8 @@ def train(run, splits, args, seed, steps, test, logdir, held_out=None):
         data = gar_tf.with_comparison(data, batches.batch(args.batch_size, drop_remainder=True))
     elif run == "gar" and args.clean_size:
         comparison = "slice"
+    elif run == "gar" and args.other_splits:
+        comparison = "other_splits"
     if run == "gar":
         logger = gar_tf.callbacks.SplitSamplerLogger(
             sampler, every=args.log_every, log_dir=str(logdir)

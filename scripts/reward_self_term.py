@@ -1,8 +1,9 @@
-"""Per-split mean standardised rewards of three reward variants, from brute-force per-example
+"""Per-split mean standardised rewards of six reward variants, from brute-force per-example
 gradients, on the splits of ``gar_tf_trainers/split_mixture.py`` drawn uniformly.
 
     python scripts/reward_self_term.py --corruption sizes --out record.json
 
+``--corruption graded`` has label-noise rates 0, 0.1, 0.4 and 0.7.
 Trains ``small_cnn`` (Adam 1e-3, batch 128) for ``--warm`` steps, then for ``--measure``
 steps computes every example's gradient g_i (a Jacobian of the per-example losses) and, with
 G_t the batch's mean gradient before the step and G_{t+1} the next batch's after it:
@@ -12,6 +13,10 @@ G_t the batch's mean gradient before the step and G_{t+1} the next batch's after
   example i's alignment with itself, |g_i|^2 / B (docs/split_mixture.md)
 - ``next-minus-others``:  r_i = <g_i, G_{t+1}> - <g_i, G_t^(-i)>, G_t^(-i) the mean over
   the other B - 1 examples: ``next-minus-current`` without that self term
+- ``other-splits``:  r_i = <g_i, G_{t+1}^(-s_i)>, the mean over the next batch's examples
+  from splits other than i's (GARModel ``clean_comparison="other_splits"``, docs/method.md §13)
+- ``other-splits-minus-current``:  the same minus <g_i, G_t^(-s_i)>, batch t's other splits
+- ``other-splits-cosine``:  <g_i, G_{t+1}^(-s_i)> / (|g_i| |G_{t+1}^(-s_i)|), one global cosine
 
 Each step's rewards are standardised within the batch; per split, the mean over all steps of
 its examples' standardised rewards and its standard error clustered by step.
@@ -37,7 +42,9 @@ SPLITS = 4
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
-    p.add_argument("--corruption", choices=("sizes", "labels", "noise", "none"), default="sizes")
+    p.add_argument(
+        "--corruption", choices=("sizes", "labels", "noise", "none", "graded"), default="sizes"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warm", type=int, default=250, help="plain steps before measuring")
     p.add_argument("--measure", type=int, default=120, help="steps measured")
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     keep = split_mixture.subset_order(len(labels))[:24000]
     keras.utils.set_random_seed(args.seed)
     splits = split_mixture.make_splits(
-        images[keep], labels[keep], SPLITS, args.corruption, args.seed, [0.0] * SPLITS
+        images[keep], labels[keep], SPLITS, args.corruption, args.seed, [0.0, 0.1, 0.4, 0.7]
     )
     names = list(splits)
     arrays = [[np.stack(t) for t in zip(*s.as_numpy_iterator())] for s in splits.values()]
@@ -104,7 +111,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     for _ in range(args.warm):
         plain_step(*batch()[:2])
-    variants = ("next", "next-minus-current", "next-minus-others")
+    variants = (
+        "next",
+        "next-minus-current",
+        "next-minus-others",
+        "other-splits",
+        "other-splits-minus-current",
+        "other-splits-cosine",
+    )
     sums = {v: np.zeros((args.measure, SPLITS)) for v in variants}
     counts = np.zeros((args.measure, SPLITS))
     x, y, ids = batch()
@@ -115,10 +129,17 @@ def main(argv: list[str] | None = None) -> dict:
         x, y, next_ids = batch()
         g_next = per_example(x, y).numpy()
         to_next, to_current = g @ g_next.mean(0), g @ current
+        others = np.stack([g_next[next_ids != k].mean(0) for k in range(SPLITS)])
+        to_others = (g * others[ids]).sum(1)
+        others_now = np.stack([g[ids != k].mean(0) for k in range(SPLITS)])
+        norms = np.linalg.norm(g, axis=1) * np.linalg.norm(others[ids], axis=1)
         rewards = {
             "next": to_next,
             "next-minus-current": to_next - to_current,
             "next-minus-others": to_next - (BATCH * to_current - (g * g).sum(1)) / (BATCH - 1),
+            "other-splits": to_others,
+            "other-splits-minus-current": to_others - (g * others_now[ids]).sum(1),
+            "other-splits-cosine": to_others / (norms + 1e-12),
         }
         for variant, r in rewards.items():
             w = (r - r.mean()) / (r.std() + 1e-12)

@@ -5,8 +5,8 @@ and the multi-worker cluster must be set before TensorFlow starts:
 
     python tests/distributed_run.py MODE [STEPS] [POLICY] [DIR]
 
-MODE: one|mirrored|multiworker; POLICY: split (default)|split-evidence|split-held-out|augment|
-augment-evidence.
+MODE: one|mirrored|multiworker; POLICY: split (default)|split-evidence|split-held-out|
+split-other-splits|augment|augment-evidence.
 
 ``one``: no strategy, global batch 128. ``mirrored``: MirroredStrategy on 2 logical
 CPUs, 2 x 64. ``multiworker``: MultiWorkerMirroredStrategy, this process is one
@@ -14,7 +14,7 @@ worker of the cluster in ``TF_CONFIG`` (``model.fit`` as in the other modes). ``
 trains a SplitSampler (actions from the pipeline; ``split-evidence``: its evidence rule, with
 ``confidence=0`` and ``min_steps=1`` so that its logits move within a few steps;
 ``split-held-out``: with ``clean_comparison="held_out"``, each batch paired with one of 2
-held-out batches),
+held-out batches; ``split-other-splits``: with ``clean_comparison="other_splits"``),
 ``augment`` an AugmentationPolicy
 (actions drawn in the step, one stream per replica; ``augment-evidence``: one op per image,
 ``op_rule="evidence"`` with ``confidence=0``, ``min_steps=1`` and a horizon that forgets
@@ -81,7 +81,7 @@ def _sharded(data: tf.data.Dataset, held_out: tf.data.Dataset | None = None) -> 
     return data.with_options(options)
 
 
-def split_case(rng: np.random.Generator, rule: str = "reinforce", held_out: bool = False):
+def split_case(rng: np.random.Generator, rule: str = "reinforce", comparison: str | None = None):
     """(data, backbone, policy, GARModel options): a SplitSampler over 3 splits."""
     n = BATCH * STEPS
     x = rng.normal(size=(n, 8)).astype(np.float32)
@@ -94,8 +94,8 @@ def split_case(rng: np.random.Generator, rule: str = "reinforce", held_out: bool
     splits = [tf.data.Dataset.from_tensor_slices((x[:10], y[:10])) for _ in range(3)]
     options = {"confidence": 0.0, "min_steps": 1} if rule == "evidence" else {}
     sampler = RecordingSampler(splits, batch_size=BATCH, seed=0, name="mix", rule=rule, **options)
-    if not held_out:
-        return _sharded(data), backbone, sampler, {}
+    if comparison != "held_out":
+        return _sharded(data), backbone, sampler, {"clean_comparison": comparison}
     held = (rng.normal(size=(2 * BATCH, 8)).astype(np.float32), rng.integers(0, 3, 2 * BATCH))
     held = tf.data.Dataset.from_tensor_slices(held)
     return _sharded(data, held), backbone, sampler, {"clean_comparison": "held_out"}
@@ -145,7 +145,8 @@ def main() -> dict:
     case = {
         "split": split_case,
         "split-evidence": functools.partial(split_case, rule="evidence"),
-        "split-held-out": functools.partial(split_case, held_out=True),
+        "split-held-out": functools.partial(split_case, comparison="held_out"),
+        "split-other-splits": functools.partial(split_case, comparison="other_splits"),
         "augment": augment_case,
         "augment-evidence": functools.partial(augment_case, op_rule="evidence"),
     }[POLICY]

@@ -98,12 +98,15 @@ def test_evidence_op_rule_statistics_are_global():
     assert np.any(np.abs(np.array(two["op_logits"])) > 1e-3), "the ops did not move at all"
 
 
-def test_held_out_two_mirrored_replicas_match_one_replica():
-    """Held-out comparison: G is the global held-out gradient, every step is rewarded."""
-    one, two = (_result(_start(mode, None, "split-held-out")) for mode in ("one", "mirrored"))
-    assert one["policy_steps"] == two["policy_steps"] == 3
+@pytest.mark.parametrize("comparison, steps", [("held-out", 3), ("other-splits", 2)])
+def test_comparisons_two_mirrored_replicas_match_one_replica(comparison, steps):
+    """Held-out comparison: G is the global held-out gradient, every step is rewarded. Other
+    splits: each split's direction averages the global batch's other splits."""
+    policy = f"split-{comparison}"
+    one, two = (_result(_start(mode, None, policy)) for mode in ("one", "mirrored"))
+    assert one["policy_steps"] == two["policy_steps"] == steps
     one_rewards, two_rewards = _rewards_by_step(one), _rewards_by_step(two)
-    assert len(one_rewards) == len(two_rewards) == 3
+    assert len(one_rewards) == len(two_rewards) == steps
     for a, b in zip(one_rewards, two_rewards):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(two["logits"], one["logits"], rtol=1e-5, atol=1e-8)

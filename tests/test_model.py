@@ -480,3 +480,78 @@ def test_held_out_loss_is_the_comparison_loss_after_each_step():
     history = model.fit(_paired(x, y, held), epochs=1, callbacks=[HeldOutLoss()], verbose=0)
     assert history.history["held_out_loss"][0] == pytest.approx(np.mean(seen), rel=1e-5)
     assert "held_out_loss" not in model.evaluate(x, y, verbose=0, return_dict=True)
+
+
+class _RecordingSampler(gar_tf.SplitSampler):
+    """A SplitSampler that also records what each update() got."""
+
+    def __init__(self, k):
+        splits = [tf.data.Dataset.from_tensor_slices((np.zeros((2, 5), np.float32), [0, 0]))] * k
+        super().__init__(splits, batch_size=B, name="splits")
+        self.recorded = RecordingPolicy(STEPS, B)
+
+    def update(self, rewards, actions, active=True):
+        self.recorded.update(rewards, actions, active)
+        super().update(rewards, actions, active)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_other_splits_aligns_each_example_with_the_next_batchs_other_splits(jit_compile):
+    """r_i = <g_i, G^(-s_i)_{t+1}> / B: batch t+1's mean gradient over the examples whose
+    split is not example i's, by brute force (docs/method.md §13)."""
+    x, y = _data()
+    splits = np.random.default_rng(2).integers(0, 3, len(y)).astype(np.int32)
+    data = (
+        tf.data.Dataset.from_tensor_slices((x, y, splits))
+        .map(lambda a, b, s: (a, b, None, {"splits": s}))
+        .batch(B, drop_remainder=True)
+    )
+    sampler = _RecordingSampler(3)
+    model = gar_tf.GARModel(_backbone(), [sampler], clean_comparison="other_splits")
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss=LOSS, jit_compile=jit_compile)
+    model.fit(data, epochs=1, verbose=0)
+
+    reference = _backbone()
+    variables = reference.trainable_variables
+
+    def grads(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(LOSS(yb, reference(xb, training=True)))
+        return tape.gradient(loss, variables)
+
+    per_example, others = [], []
+    for k in range(STEPS):
+        rows = slice(k * B, (k + 1) * B)
+        xb, yb, sb = x[rows], y[rows], splits[rows]
+        per_example.append([grads(xb[i : i + 1], yb[i : i + 1]) for i in range(B)])
+        others.append({s: grads(xb[sb != s], yb[sb != s]) for s in range(3)})
+        for v, g in zip(variables, grads(xb, yb)):
+            v.assign_sub(LR * g)
+    expected = [
+        [
+            sum(float(tf.reduce_sum(a * b)) for a, b in zip(g, others[k + 1][splits[k * B + i]]))
+            / B
+            for i, g in enumerate(per_example[k])
+        ]
+        for k in range(STEPS - 1)
+    ]
+    recorded = sampler.recorded
+    assert int(recorded.calls.numpy()) == STEPS - 1
+    np.testing.assert_array_equal(
+        recorded.actions.numpy()[: STEPS - 1], splits.reshape(STEPS, B)[: STEPS - 1]
+    )
+    assert relative_error(recorded.rewards.numpy()[: STEPS - 1], np.array(expected)) <= 1e-5
+
+
+def test_other_splits_needs_one_split_sampler_and_reward_next():
+    with pytest.raises(ValueError, match="exactly one"):
+        gar_tf.GARModel(_backbone(), [RecordingPolicy(STEPS, B)], clean_comparison="other_splits")
+    with pytest.raises(ValueError, match='needs reward="next"'):
+        gar_tf.GARModel(
+            _backbone(),
+            [_RecordingSampler(2)],
+            reward="next-minus-current",
+            clean_comparison="other_splits",
+        )
+    with pytest.raises(ValueError, match="at least 2 splits"):
+        gar_tf.GARModel(_backbone(), [_RecordingSampler(1)], clean_comparison="other_splits")
