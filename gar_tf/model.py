@@ -15,7 +15,7 @@ from gar_tf.alignment.paths import check_choice
 from gar_tf.comparison import split_pair
 from gar_tf.pending import PendingState
 from gar_tf.policies import Policy, SplitSampler
-from gar_tf.replicas import all_reduce_sum, num_replicas
+from gar_tf.replicas import all_reduce_sum
 from gar_tf.reward import RewardMode, StepRecord, rewards
 
 _PENDING_KEY = "gar_pending_"  # prefix of the pending state's entries in a checkpoint
@@ -81,8 +81,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             held-out batches (one policy update per step; needs ``reward="next"``).
             ``"other_splits"``: each example of batch t is aligned with the mean gradient of
             batch t+1's examples from the *other* splits of the one ``SplitSampler`` among the
-            policies (docs/method.md §13; needs ``reward="next"``; one more backward pass and
-            one more alignment per split).
+            policies (docs/method.md §13; needs ``reward="next"``; one more backward pass per
+            split and one more alignment per split but one).
         clean_size: the clean slice size V for ``clean_comparison="slice"``.
         compute_rewards: False trains exactly like ``backbone`` would, with no
             reward work (only without policies).
@@ -135,7 +135,8 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
             raise ValueError(f"Policy names must be distinct, got {names}.")
         if policies and not compute_rewards:
             raise ValueError("compute_rewards=False leaves the policies without rewards.")
-        self._split_policy = _split_policy(policies) if mode.other_splits else None
+        # The SplitSampler whose splits "other_splits" leaves out: (name, number of splits).
+        self._left_out = _left_out_splits(policies) if mode.other_splits else None
         self.backbone = backbone
         self.policies = policies
         self.mode = mode
@@ -290,7 +291,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         """Rewards the mode's target for this step's record and updates the policies:
         ``r_i = <g_i, V>`` (docs/method.md §1-§4), then REINFORCE (§5)."""
         target = self.mode.target(now, self._pending)
-        splits = target.actions[self._split_policy.name] if self._split_policy else None
+        splits = target.actions[self._left_out[0]] if self._left_out else None
         r = rewards(self.engine, target, self.mode, splits)
         for p in self.policies:
             p.update(r, target.actions[p.name], active=target.active)
@@ -351,16 +352,20 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         """Forward/backward with recording: ``(y_pred, gradient for the optimizer,
         StepRecord)``; the record's gradients are raw (unscaled, summed over replicas).
         Materialised layers (docs/method.md §12) get their batch gradient as the sum of
-        their per-example gradients, unless a clean slice needs autodiff's."""
+        their per-example gradients, unless a clean slice or ``"other_splits"`` needs
+        autodiff's for its extra losses."""
         if not self.backbone.built:  # e.g. a Sequential without Input: build it as Keras would
             self.backbone.build(tf.nest.map_structure(lambda t: tuple(t.shape), x))
         variables = self.backbone.trainable_variables
         comparison_weights = self.mode.comparison_weights(batch, sample_weight)
-        other_splits = self._other_splits_weights(actions, batch, sample_weight)
-        more = comparison_weights is not None or bool(other_splits)  # losses besides `loss`
-        with tf.GradientTape(persistent=more) as tape:
+        split_weights = []
+        if self._left_out:
+            name, count = self._left_out
+            split_weights = self.mode.other_splits_weights(actions[name], count, sample_weight)
+        extra_losses = comparison_weights is not None or bool(split_weights)
+        with tf.GradientTape(persistent=extra_losses) as tape:
             if self.compute_rewards:
-                with self.engine.recording(x, detach=not more) as rec:
+                with self.engine.recording(x, detach=not extra_losses) as rec:
                     y_pred = self(x, training=True)
                 outputs = rec.outputs
             else:
@@ -374,7 +379,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
                 # The clean slice's mean compiled loss (no regularisation losses).
                 comparison_loss = _compat.compiled_loss(self, y, y_pred, comparison_weights)
             # Per split k: the mean compiled loss of the other splits' examples (§13).
-            split_losses = [_compat.compiled_loss(self, y, y_pred, w) for w in other_splits]
+            split_losses = [_compat.compiled_loss(self, y, y_pred, w) for w in split_weights]
         grads = tape.gradient(scaled_loss, variables + outputs)
         if not self.compute_rewards:
             return y_pred, _dense(variables, grads[: len(variables)]), None
@@ -384,7 +389,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         comparison = [raw(g) for g in gradient]
         if comparison_weights is not None:
             comparison = _dense(variables, tape.gradient(comparison_loss, variables))
-        if other_splits:
+        if split_weights:
             per_split = [_dense(variables, tape.gradient(s, variables)) for s in split_losses]
             comparison = [tf.stack(g) for g in zip(*per_split)]
         if self.mode.held_out:  # the held-out batch gives it, after the update
@@ -392,22 +397,6 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         states = [state.mapped(raw) for state in states]
         now = StepRecord(states, actions, all_reduce_sum(comparison))
         return y_pred, gradient, now
-
-    def _other_splits_weights(self, actions, batch, sample_weight) -> list[tf.Tensor]:
-        """Under ``"other_splits"``, per split k the weights whose weighted compiled loss is
-        the mean over the global batch's examples of the other splits; else ``[]``."""
-        if self._split_policy is None:
-            return []
-        splits = tf.cast(actions[self._split_policy.name], tf.int32)
-        k = int(self._split_policy.logits.shape[0])
-        masks = tf.cast(tf.not_equal(splits[None, :], tf.range(k)[:, None]), tf.float32)
-        (counts,) = all_reduce_sum([tf.reduce_sum(masks, axis=1)])
-        # Keras divides a replica's weighted loss by its batch and by the replicas.
-        scale = tf.cast(batch * num_replicas(), tf.float32)
-        weights = masks * tf.math.divide_no_nan(scale, counts)[:, None]
-        if sample_weight is not None:
-            weights = weights * tf.cast(tf.reshape(sample_weight, [1, -1]), tf.float32)
-        return tf.unstack(weights, num=k)
 
     def _unscaled(self, loss, scaled_loss):
         """Maps a gradient of ``scaled_loss`` to float32 gradient of ``loss`` (mixed
@@ -474,8 +463,8 @@ def _dense(variables, grads) -> list[tf.Tensor]:
     ]
 
 
-def _split_policy(policies: Sequence[Policy]) -> SplitSampler:
-    """The one SplitSampler whose splits ``clean_comparison="other_splits"`` leaves out."""
+def _left_out_splits(policies: Sequence[Policy]) -> tuple[str, int]:
+    """``(name, number of splits)`` of the one SplitSampler that ``"other_splits"`` leaves out."""
     samplers = [p for p in policies if isinstance(p, SplitSampler)]
     if len(samplers) != 1:
         raise ValueError(
@@ -483,12 +472,7 @@ def _split_policy(policies: Sequence[Policy]) -> SplitSampler:
             "examples from the other splits of a gar_tf.SplitSampler: pass exactly one "
             f"among the policies (got {len(samplers)})."
         )
-    if samplers[0].logits.shape[0] < 2:
-        raise ValueError(
-            'clean_comparison="other_splits" needs a SplitSampler with at least 2 splits: '
-            "with one there is no other split to compare with."
-        )
-    return samplers[0]
+    return samplers[0].name, len(samplers[0].split_names)
 
 
 def _transform_head(policy: Policy, x, actions, n, transformed):

@@ -19,6 +19,7 @@ import tensorflow as tf
 from gar_tf.alignment import AlignmentEngine
 from gar_tf.alignment.tap import CallState
 from gar_tf.pending import BATCHED, FIXED, PendingState
+from gar_tf.replicas import all_reduce_sum, num_replicas
 
 REWARDS = ("next", "same", "next-minus-current")
 CLEAN_COMPARISONS = (None, "alternate", "slice", "held_out", "other_splits")
@@ -133,6 +134,22 @@ class RewardMode:
         if sample_weight is not None:
             mask = mask * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
         return mask * tf.cast(batch, tf.float32) / self.clean_size
+
+    def other_splits_weights(self, splits, count: int, sample_weight=None) -> list[tf.Tensor]:
+        """Per split k < ``count``, weights whose weighted mean compiled loss is the mean over
+        the global batch's examples of the other splits, or over all of them where there are
+        none (then that split's direction is ``"next"``'s; docs/method.md §13)."""
+        splits = tf.cast(splits, tf.int32)
+        masks = tf.cast(tf.not_equal(splits[None, :], tf.range(count)[:, None]), tf.float32)
+        batch = tf.cast(tf.shape(splits)[0], tf.float32)
+        counts, total = all_reduce_sum([tf.reduce_sum(masks, axis=1), batch])
+        masks = tf.where(counts[:, None] > 0, masks, 1.0)
+        counts = tf.where(counts > 0, counts, total)
+        # Keras divides a replica's weighted loss by its batch and by the replicas.
+        weights = masks * (batch * num_replicas() / counts)[:, None]
+        if sample_weight is not None:
+            weights = weights * tf.cast(tf.reshape(sample_weight, [1, -1]), tf.float32)
+        return tf.unstack(weights, num=count)
 
     def target(self, now: StepRecord, pending: PendingState) -> Target:
         """The examples to reward at this step, given this step's record."""

@@ -485,9 +485,9 @@ def test_held_out_loss_is_the_comparison_loss_after_each_step():
 class _RecordingSampler(gar_tf.SplitSampler):
     """A SplitSampler that also records what each update() got."""
 
-    def __init__(self, k):
+    def __init__(self, k, name="splits"):
         splits = [tf.data.Dataset.from_tensor_slices((np.zeros((2, 5), np.float32), [0, 0]))] * k
-        super().__init__(splits, batch_size=B, name="splits")
+        super().__init__(splits, batch_size=B, name=name)
         self.recorded = RecordingPolicy(STEPS, B)
 
     def update(self, rewards, actions, active=True):
@@ -497,13 +497,17 @@ class _RecordingSampler(gar_tf.SplitSampler):
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_other_splits_aligns_each_example_with_the_next_batchs_other_splits(jit_compile):
-    """r_i = <g_i, G^(-s_i)_{t+1}> / B: batch t+1's mean gradient over the examples whose
-    split is not example i's, by brute force (docs/method.md §13)."""
+    """r_i = w_i <g_i, G^(-s_i)_{t+1}> / B, G^(-k) the sample-weighted mean gradient of batch
+    t+1's examples whose split is not k (all of them where none is: batch 2 is all split 0),
+    by brute force (docs/method.md §13)."""
     x, y = _data()
-    splits = np.random.default_rng(2).integers(0, 3, len(y)).astype(np.int32)
+    rng = np.random.default_rng(2)
+    splits = rng.integers(0, 3, len(y)).astype(np.int32)
+    splits[2 * B : 3 * B] = 0
+    weights = rng.uniform(0.2, 2.0, len(y)).astype(np.float32)
     data = (
-        tf.data.Dataset.from_tensor_slices((x, y, splits))
-        .map(lambda a, b, s: (a, b, None, {"splits": s}))
+        tf.data.Dataset.from_tensor_slices((x, y, weights, splits))
+        .map(lambda a, b, w, s: (a, b, w, {"splits": s}))
         .batch(B, drop_remainder=True)
     )
     sampler = _RecordingSampler(3)
@@ -514,18 +518,19 @@ def test_other_splits_aligns_each_example_with_the_next_batchs_other_splits(jit_
     reference = _backbone()
     variables = reference.trainable_variables
 
-    def grads(xb, yb):
+    def grads(rows):  # the gradient of sum_j w_j l_j / len(rows)
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(LOSS(yb, reference(xb, training=True)))
+            losses = LOSS(y[rows], reference(x[rows], training=True)) * weights[rows]
+            loss = tf.reduce_mean(losses)
         return tape.gradient(loss, variables)
 
     per_example, others = [], []
     for k in range(STEPS):
-        rows = slice(k * B, (k + 1) * B)
-        xb, yb, sb = x[rows], y[rows], splits[rows]
-        per_example.append([grads(xb[i : i + 1], yb[i : i + 1]) for i in range(B)])
-        others.append({s: grads(xb[sb != s], yb[sb != s]) for s in range(3)})
-        for v, g in zip(variables, grads(xb, yb)):
+        rows = np.arange(k * B, (k + 1) * B)
+        per_example.append([grads(rows[i : i + 1]) for i in range(B)])
+        outside = {s: rows[splits[rows] != s] for s in range(3)}
+        others.append({s: grads(r if len(r) else rows) for s, r in outside.items()})
+        for v, g in zip(variables, grads(rows)):
             v.assign_sub(LR * g)
     expected = [
         [
@@ -544,8 +549,10 @@ def test_other_splits_aligns_each_example_with_the_next_batchs_other_splits(jit_
 
 
 def test_other_splits_needs_one_split_sampler_and_reward_next():
-    with pytest.raises(ValueError, match="exactly one"):
-        gar_tf.GARModel(_backbone(), [RecordingPolicy(STEPS, B)], clean_comparison="other_splits")
+    two = [_RecordingSampler(2), _RecordingSampler(2, "more")]
+    for policies in ([RecordingPolicy(STEPS, B)], two):
+        with pytest.raises(ValueError, match="exactly one"):
+            gar_tf.GARModel(_backbone(), policies, clean_comparison="other_splits")
     with pytest.raises(ValueError, match='needs reward="next"'):
         gar_tf.GARModel(
             _backbone(),
@@ -553,5 +560,3 @@ def test_other_splits_needs_one_split_sampler_and_reward_next():
             reward="next-minus-current",
             clean_comparison="other_splits",
         )
-    with pytest.raises(ValueError, match="at least 2 splits"):
-        gar_tf.GARModel(_backbone(), [_RecordingSampler(1)], clean_comparison="other_splits")
