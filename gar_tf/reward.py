@@ -131,9 +131,9 @@ class RewardMode:
         if not self.clean_size:
             return None
         mask = tf.cast(tf.range(batch) >= batch - self.clean_size, tf.float32)
-        if sample_weight is not None:
-            mask = mask * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-        return mask * tf.cast(batch, tf.float32) / self.clean_size
+        return (
+            _times_sample_weight(mask, sample_weight) * tf.cast(batch, tf.float32) / self.clean_size
+        )
 
     def other_splits_weights(self, splits, count: int, sample_weight=None) -> list[tf.Tensor]:
         """Per split k < ``count``, weights whose weighted mean compiled loss is the mean over
@@ -146,9 +146,9 @@ class RewardMode:
         masks = tf.where(counts[:, None] > 0, masks, 1.0)
         counts = tf.where(counts > 0, counts, total)
         # Keras divides a replica's weighted loss by its batch and by the replicas.
-        weights = masks * (batch * num_replicas() / counts)[:, None]
-        if sample_weight is not None:
-            weights = weights * tf.cast(tf.reshape(sample_weight, [1, -1]), tf.float32)
+        weights = _times_sample_weight(
+            masks * (batch * num_replicas() / counts)[:, None], sample_weight
+        )
         return tf.unstack(weights, num=count)
 
     def target(self, now: StepRecord, pending: PendingState) -> Target:
@@ -181,6 +181,13 @@ class RewardMode:
             s.replaced(e, f) for s, e, f in zip(now.states, examples["calls"], fixed["calls"])
         ]
         return StepRecord(states, examples["actions"], fixed["gradient"])
+
+
+def _times_sample_weight(weights: tf.Tensor, sample_weight) -> tf.Tensor:
+    """``weights`` (examples on the last axis) times the batch's sample weights, if any."""
+    if sample_weight is None:
+        return weights
+    return weights * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
 
 
 def rewards(

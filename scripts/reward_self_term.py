@@ -3,7 +3,7 @@ gradients, on the splits of ``gar_tf_trainers/split_mixture.py`` drawn uniformly
 
     python scripts/reward_self_term.py --corruption sizes --out record.json
 
-``--corruption graded`` has label-noise rates 0, 0.1, 0.4 and 0.7.
+``--corruption graded`` has the trainer's default label-noise rates, 0, 0.1, 0.4 and 0.7.
 Trains ``small_cnn`` (Adam 1e-3, batch 128) for ``--warm`` steps, then for ``--measure``
 steps computes every example's gradient g_i (a Jacobian of the per-example losses) and, with
 G_t the batch's mean gradient before the step and G_{t+1} the next batch's after it:
@@ -67,7 +67,14 @@ def main(argv: list[str] | None = None) -> dict:
     keep = split_mixture.subset_order(len(labels))[:24000]
     keras.utils.set_random_seed(args.seed)
     splits = split_mixture.make_splits(
-        images[keep], labels[keep], SPLITS, args.corruption, args.seed, [0.0, 0.1, 0.4, 0.7]
+        images[keep],
+        labels[keep],
+        SPLITS,
+        args.corruption,
+        args.seed,
+        split_mixture.noise_rates(
+            argparse.Namespace(corruption=args.corruption, noise_rates=None, splits=SPLITS)
+        ),
     )
     names = list(splits)
     arrays = [[np.stack(t) for t in zip(*s.as_numpy_iterator())] for s in splits.values()]
