@@ -15,7 +15,7 @@ from gar_tf.alignment.paths import check_choice
 from gar_tf.comparison import split_pair
 from gar_tf.pending import PendingState
 from gar_tf.policies import Policy, SplitSampler
-from gar_tf.replicas import all_reduce_sum
+from gar_tf.replicas import all_reduce_sum, num_replicas
 from gar_tf.reward import RewardMode, StepRecord, rewards
 
 _PENDING_KEY = "gar_pending_"  # prefix of the pending state's entries in a checkpoint
@@ -91,10 +91,13 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         strict: raise for layers without a rule instead of the exact fallback.
         rules: the alignment :class:`gar_tf.RuleRegistry` (default: the process-wide
             one). Not saved with the model: a loaded model uses the process-wide one.
-        paths: how each rule layer's reward is computed: ``"tangent"`` (default),
-            ``"auto"`` (a cost model), ``"materialised"`` or ``{layer name: path}`` (docs/method.md
-            §12); ``model.engine.describe(x)`` shows the choice. Every path gives the same
-            rewards up to round-off.
+        paths: how each rule layer's reward is computed (docs/method.md §12): ``"gram"``
+            (default: Dense layers on one position per example take the Gram form where it
+            costs fewer FLOPs, for ``reward="next"`` or ``"same"`` with no clean comparison or
+            ``"alternate"``, on one replica, without regularisation losses; else the tangent),
+            ``"tangent"``, ``"materialised"``, ``"auto"`` (a cost model of FLOPs and bytes
+            kept) or ``{layer name: path}``; ``model.engine.describe(x)`` shows
+            the choice. Every path gives the same rewards up to round-off.
 
     ``G`` is the gradient of the compiled loss (including regularisation losses)
     before the optimizer's own clipping and weight decay.
@@ -112,7 +115,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         exclude: Sequence[type] = DEFAULT_EXCLUDED,
         strict: bool = False,
         rules: RuleRegistry | None = None,
-        paths: str | dict[str, str] = "tangent",
+        paths: str | dict[str, str] = "gram",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -180,6 +183,7 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
                 similarity=self.similarity,
                 rules=self.rules,
                 paths=self.paths,
+                batch_direction=self.mode.direction_is_batch_gradient,
             )
             self._engine_variables = variables
         return self._engine
@@ -291,6 +295,9 @@ class GARModel(_compat.SymbolicBuildFromFirstReplica, keras.Model):
         """Rewards the mode's target for this step's record and updates the policies:
         ``r_i = <g_i, V>`` (docs/method.md §1-§4), then REINFORCE (§5)."""
         target = self.mode.target(now, self._pending)
+        if num_replicas() > 1 or self.backbone.losses:
+            # The direction is then not the sum of this replica's recorded calls' gradients.
+            target = target._replace(comparison=None)
         splits = target.actions[self._left_out[0]] if self._left_out else None
         r = rewards(self.engine, target, self.mode, splits)
         for p in self.policies:

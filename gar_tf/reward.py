@@ -55,6 +55,8 @@ class Target(NamedTuple):
     actions: dict[str, tf.Tensor]
     direction: list[tf.Tensor]
     active: tf.Tensor  # False: no reward this step (first step, untouched batch)
+    # The recorded calls of the batch whose gradient is ``direction``, or None (§12's Gram form).
+    comparison: list[CallState] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +112,12 @@ class RewardMode:
         return self.clean_comparison == "other_splits"
 
     @property
+    def direction_is_batch_gradient(self) -> bool:
+        """Whether the direction is the whole gradient of a batch recorded this step (so
+        the engine may use the Gram form, docs/method.md §12)."""
+        return self.reward in ("next", "same") and self.clean_comparison in (None, "alternate")
+
+    @property
     def uses_previous_step(self) -> bool:
         """Whether the rewarded batch is the one kept from the step before (not with
         ``"same"``, nor with ``"held_out"``, whose step holds both batches)."""
@@ -153,13 +161,15 @@ class RewardMode:
 
     def target(self, now: StepRecord, pending: PendingState) -> Target:
         """The examples to reward at this step, given this step's record."""
+        comparison = now.states if self.direction_is_batch_gradient else None
         if not self.uses_previous_step:
-            return Target(now.states, now.actions, now.gradient, tf.constant(True))
+            return Target(now.states, now.actions, now.gradient, tf.constant(True), comparison)
         before = self._unpack(now, pending.read(self._kept(now)))
         direction = now.gradient
         if self.reward == "next-minus-current":
             direction = [g - g_before for g, g_before in zip(now.gradient, before.gradient)]
-        return Target(before.states, before.actions, direction, pending.valid.read_value())
+        valid = pending.valid.read_value()
+        return Target(before.states, before.actions, direction, valid, comparison)
 
     def keep(self, now: StepRecord, pending: PendingState, transformed) -> None:
         """Keeps what the next step's :meth:`target` reads; only a transformed batch may be
@@ -202,7 +212,7 @@ def rewards(
     def aligned():
         if mode.other_splits:
             return leave_split_out(engine, target, splits)
-        r = engine.alignment(target.states, target.direction)
+        r = engine.alignment(target.states, target.direction, target.comparison)
         return r[: mode.rewarded(tf.shape(r)[0])]
 
     if tf.get_static_value(target.active) is True:

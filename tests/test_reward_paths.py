@@ -2,6 +2,8 @@
 each other inside GARModel (also with cosine, mixed precision, XLA and a clean slice), and the
 engine's choice and its errors."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -27,9 +29,34 @@ def sequence_model() -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(h)))
 
 
-def data(batch=8, seed=0):
+def mlp(regularizer=None) -> keras.Model:
+    """Dense layers on one position per example, where the Gram form is cheaper at small
+    batches (32->64, 64->64), and a head where it is not (64->3)."""
+    inputs = keras.Input((32,))
+    h = keras.layers.Dense(64, activation="tanh", kernel_regularizer=regularizer)(inputs)
+    h = keras.layers.Dense(64, activation="relu")(h)
+    return keras.Model(inputs, keras.layers.Dense(3)(h))
+
+
+def data(batch=8, seed=0, shape=(6, 5)):
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(batch, 6, 5)).astype("float32"), rng.integers(0, 3, batch)
+    return rng.normal(size=(batch, *shape)).astype("float32"), rng.integers(0, 3, batch)
+
+
+def counting_rules():
+    """The default rules with Dense's Gram form counting the times it runs (in a variable,
+    so a Gram form traced in an untaken tf.cond branch does not count)."""
+    rules = gar_tf.default_rules()
+    dense = dict(rules.items())[keras.layers.Dense]
+    runs = tf.Variable(0)
+
+    def gram(*args):
+        if tf.executing_eagerly() or tf.inside_function():  # not the engine's trace-only probe
+            runs.assign_add(1)
+        return dense.gram(*args)
+
+    rules.add(keras.layers.Dense, dataclasses.replace(dense, gram=gram), replace=True)
+    return rules, runs
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -58,15 +85,51 @@ def test_materialised_cosine_matches_brute_force_per_tensor():
         np.testing.assert_allclose(r, expected, rtol=1e-4, atol=1e-6)
 
 
-def fit(paths, *, steps=4, jit_compile=False, mixed=False, **options):
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "tf.function"])
+def test_gram_matches_brute_force_where_it_runs(compiled):
+    """Batch a aligned with the gradient of batch b (sample-weighted) by the Gram form: the
+    two wide layers take it, the head (cheaper as a tangent at this batch) does not."""
+    rules, runs = counting_rules()
+    model = mlp()
+    engine = gar_tf.AlignmentEngine(model, paths="auto", rules=rules, batch_direction=True)
+    xa, ya = data(8, seed=0, shape=(32,))
+    xb, yb = data(6, seed=1, shape=(32,))
+    wb = np.linspace(0.5, 2.0, 6).astype("float32")
+    assert [c.path for c in engine.describe(xa)] == ["gram", "gram", "tangent"]
+
+    def record(x, y, w=None):
+        with tf.GradientTape() as tape:
+            with engine.recording(x) as rec:
+                losses = LOSS.call(y, model(x, training=True))
+            loss = tf.reduce_mean(losses if w is None else losses * w)
+        grads = tape.gradient(loss, model.trainable_variables + rec.outputs)
+        n = len(model.trainable_variables)
+        return rec.states(grads[n:]), grads[:n]
+
+    def aligned(xa, ya, xb, yb, wb):
+        states, _ = record(xa, ya)
+        comparison, direction = record(xb, yb, wb)
+        return engine.alignment(states, direction, comparison), direction
+
+    if compiled:  # the batch is not static: the engine chooses per batch inside tf.cond
+        spec = [tf.TensorSpec([None, 32]), tf.TensorSpec([None], tf.int64)]
+        aligned = tf.function(aligned, input_signature=[*spec, *spec, tf.TensorSpec([None])])
+    r, direction = aligned(xa, ya, xb, yb, wb)
+    expected = brute_force_alignment(model, LOSS, xa, ya, direction)
+    assert relative_error(r, expected) < 1e-5
+    assert int(runs.numpy()) == 2
+
+
+def fit(paths, *, steps=4, jit_compile=False, mixed=False, backbone=sequence_model, **options):
     """Weights and logged reward statistics after ``steps`` GAR steps from a fixed start."""
     keras.utils.set_random_seed(0)
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = gar_tf.GARModel(sequence_model(), paths=paths, **options)
+        net = backbone()
+        model = gar_tf.GARModel(net, paths=paths, **options)
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS, jit_compile=jit_compile)
-        x, y = data(16 * steps, seed=1)
+        x, y = data(16 * steps, seed=1, shape=net.input_shape[1:])
         history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -93,6 +156,65 @@ def test_materialised_training_equals_tangent_training(options):
     for key in ("loss", "reward_mean", "reward_std"):
         np.testing.assert_allclose(logs_materialised[key], logs_tangent[key], rtol=1e-4, atol=1e-8)
     assert logs_tangent["reward_std"][-1] > 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"clean_comparison": "alternate"},
+        {"reward": "same"},
+        {"jit_compile": True},
+        {"mixed": True},
+    ],
+    ids=["next", "alternate", "same", "xla", "mixed-precision"],
+)
+def test_gram_training_equals_tangent_training(options):
+    """Where the direction is a recorded batch's gradient, the Gram form runs and trains as
+    the tangent does (the head's Gram form costs more at batch 16, so only two layers)."""
+    tolerance = {"rtol": 1e-2, "atol": 1e-3} if options.get("mixed") else {"rtol": 2e-5}
+    tangent, logs_tangent, _ = fit("tangent", backbone=mlp, **options)
+    rules, runs = counting_rules()
+    gram, logs_gram, model = fit("gram", backbone=mlp, rules=rules, **options)
+    assert int(runs.numpy()) > 0
+    for a, b in zip(tangent, gram):
+        np.testing.assert_allclose(b, a, **{"atol": 1e-6, **tolerance})
+    for key in ("loss", "reward_mean", "reward_std"):
+        np.testing.assert_allclose(logs_gram[key], logs_tangent[key], **{"atol": 1e-8, **tolerance})
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"reward": "next-minus-current"}, {"clean_comparison": "slice", "clean_size": 4}, {}],
+    ids=["next-minus-current", "slice", "regularised"],
+)
+def test_gram_steps_aside_where_the_direction_is_not_a_batch_gradient(options):
+    """G_{t+1} - G_t, a clean slice's gradient or a regularised loss's: the tangent runs."""
+    backbone = mlp if options else (lambda: mlp(regularizer="l2"))
+    tangent, logs_tangent, _ = fit("tangent", backbone=backbone, **options)
+    rules, runs = counting_rules()
+    gram, logs_gram, model = fit("gram", backbone=backbone, rules=rules, **options)
+    assert int(runs.numpy()) == 0
+    # regularised: offered (describe cannot know), stepped aside at run time
+    expected = ["tangent"] * 3 if options else ["gram", "gram", "tangent"]
+    assert [c.path for c in model.engine.describe(data(shape=(32,))[0])] == expected
+    for a, b in zip(tangent, gram):
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(logs_gram["reward_mean"], logs_tangent["reward_mean"], rtol=1e-4)
+
+
+def test_garmodel_takes_the_gram_form_by_default_where_it_is_cheaper():
+    x = data(8, shape=(32,))[0]
+    assert [c.path for c in gar_tf.GARModel(mlp()).engine.describe(x)] == [
+        "gram",
+        "gram",
+        "tangent",
+    ]
+    for other in ({"reward": "next-minus-current"}, {"similarity": "cosine"}):
+        described = gar_tf.GARModel(mlp(), **other).engine.describe(x)
+        assert [c.path for c in described] == ["tangent"] * 3
+    # the engine alone aligns with any direction: no Gram form
+    assert {c.path for c in gar_tf.AlignmentEngine(mlp(), paths="gram").describe(x)} == {"tangent"}
 
 
 def test_materialised_training_under_mixed_precision():
@@ -150,7 +272,9 @@ def test_forced_paths_and_their_errors():
     with pytest.raises(ValueError, match="'nope'.*no rule in this model"):
         gar_tf.AlignmentEngine(model, paths={"nope": "tangent"})
     with pytest.raises(ValueError, match="one of"):
-        gar_tf.AlignmentEngine(model, paths="gram")
+        gar_tf.AlignmentEngine(model, paths="fast")
+    with pytest.raises(ValueError, match="'head', which has only \\['materialised', 'tangent'\\]"):
+        gar_tf.AlignmentEngine(model, paths={"head": "gram"}).describe(x)
     with pytest.raises(ValueError, match="one of"):
         gar_tf.GARModel(model, paths={"head": "fast"})
 

@@ -65,10 +65,13 @@ class AlignmentEngine:
         rules: the :class:`RuleRegistry` to use (default: the process-wide one;
             ``gar_tf.default_rules()`` gives a copy to scope additions).
         paths: how each rule layer's reward is computed (docs/method.md §12):
-            ``"tangent"`` (default; measured fastest on CPU), ``"auto"`` (the cost model of
-            ``gar_tf.alignment.paths``) or
-            ``"materialised"`` for every layer that has it, or ``{layer name: path}``
-            (the rest ``"auto"``). :meth:`describe` shows the choice.
+            ``"tangent"`` (default), ``"auto"`` (the cost model of
+            ``gar_tf.alignment.paths``), ``"materialised"`` or ``"gram"`` for every layer
+            that has it, or ``{layer name: path}`` (the rest ``"auto"``). :meth:`describe`
+            shows the choice.
+        batch_direction: whether the caller passes :meth:`alignment` the ``comparison``
+            calls whose summed gradient is the direction (GARModel does for ``"next"``,
+            ``"same"`` and ``"alternate"``); only then is the ``"gram"`` path offered.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class AlignmentEngine:
         similarity: str = "dot",
         rules: RuleRegistry | None = None,
         paths: str | Mapping[str, str] = "tangent",
+        batch_direction: bool = False,
     ) -> None:
         if similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
@@ -88,6 +92,7 @@ class AlignmentEngine:
         self.plan: Plan = build_plan(model, tuple(exclude), strict, rules)
         reward_paths.check_choice(paths, [u.layer.name for u in self.plan.units if u.rule])
         self.paths = paths
+        self.batch_direction = batch_direction and similarity == "dot"
         if similarity == "cosine" and self.plan.fallback_layers:
             names = ", ".join(layer.name for layer in self.plan.fallback_layers)
             raise ValueError(
@@ -119,10 +124,12 @@ class AlignmentEngine:
 
     def _planned(self, x, training: bool) -> tuple[Plan, list[reward_paths.PathCost]]:
         x = tf.nest.map_structure(tf.convert_to_tensor, x)
+        batch = tf.nest.flatten(x)[0].shape[0]  # None when not static; costs the Gram form
         key = (
             str(tf.nest.map_structure(lambda _: None, x)),
             tuple((tuple(t.shape[1:]), t.dtype.name) for t in tf.nest.flatten(x)),
             bool(training),
+            batch if self.batch_direction else None,
         )
         if key not in self._plans:
             unbatched, calls = probe(self.plan, self.model, x, training)
@@ -135,7 +142,9 @@ class AlignmentEngine:
                     "Exclude them or use similarity='dot'."
                 )
             folded = fold(self.plan, self._enclosing(unbatched, x, training))
-            self._plans[key] = reward_paths.choose(folded, calls, self.paths)
+            self._plans[key] = reward_paths.choose(
+                folded, calls, self.paths, batch, self.batch_direction
+            )
         return self._plans[key]
 
     def _enclosing(self, unbatched: list[Unit], x, training: bool) -> dict[int, keras.layers.Layer]:
@@ -218,19 +227,32 @@ class AlignmentEngine:
                 )
 
     def alignment(
-        self, states: Sequence[CallState], direction: Sequence[tf.Tensor | None]
+        self,
+        states: Sequence[CallState],
+        direction: Sequence[tf.Tensor | None],
+        comparison: Sequence[CallState] | None = None,
     ) -> tf.Tensor:
-        """Per-example alignment [B] (float32) of the recorded batch with ``direction``."""
+        """Per-example alignment [B] (float32) of the recorded batch with ``direction``.
+
+        ``comparison``: the recorded calls (in the order of ``states``) of the batch whose
+        gradient of the recorded loss *is* ``direction`` on the weights of the ``"gram"``
+        units (no regularisation on them, one replica); those units then use the Gram form
+        where it is cheaper, else the tangent (docs/method.md §12).
+        """
         terms: dict[tuple[int, str], list[tf.Tensor]] = {}
         grads: dict[tuple[int, str], list[tf.Tensor]] = {}
         units = {id(state.unit): state.unit for state in states}
+        others = [None] * len(states) if comparison is None else list(comparison)
         total = []
-        for state in states:
+        for state, other in zip(states, others, strict=True):
             directions = self._unit_directions(state.unit, direction)
             if not directions:
                 continue
             if self.similarity == "dot":
-                total.append(self._dot(state, directions))
+                if other is not None and state.unit.path == "gram":
+                    total.append(self._gram(state, other, directions))
+                else:
+                    total.append(self._dot(state, directions))
                 continue
             for name, (term, grad) in self._per_tensor(state, directions).items():
                 key = (id(state.unit), name)
@@ -288,6 +310,29 @@ class AlignmentEngine:
         tangents = unit.rule.tangents(unit.layer, x, directions, weights)
         total = functools.reduce(tf.add, (tf.cast(t, tf.float32) for t in tangents.values()))
         return sum_per_example(delta * total)
+
+    def _gram(self, state: CallState, other: CallState, directions) -> tf.Tensor:
+        """``<g_i, sum_j g'_j>`` by the rule's Gram form where its FLOPs, for ``other``'s
+        batch, are at most the tangent's; else the tangent along ``directions``."""
+        unit = state.unit
+        x, _, delta = self._rule_arguments(state)
+        other_x, _, other_delta = self._rule_arguments(other)
+
+        def gram():
+            alignments = unit.rule.gram(unit.layer, x, delta, other_x, other_delta)
+            return tf.add_n([tf.cast(alignments[name], tf.float32) for name in directions])
+
+        shapes = tuple(x.shape[1:]), tuple(delta.shape[1:])
+        tangent = unit.rule.flops(unit.layer, *shapes) if unit.rule.flops else None
+        batch = other_x.shape[0]
+        if tangent is None or batch is not None:
+            if tangent is None or reward_paths.gram_flops(*shapes, batch) <= tangent:
+                return gram()
+            return self._dot(state, directions)
+        batch = tf.shape(other_x)[0]
+        # FLOPs of the Gram form per example: 2 B' (in + out + 1), against the tangent's.
+        cheaper = reward_paths.gram_flops(*shapes, 1) * tf.cast(batch, tf.int64) <= tangent
+        return tf.cond(cheaper, gram, lambda: self._dot(state, directions))
 
     def _per_tensor(self, state: CallState, directions):
         """{name: (dot term [B], per-example gradient [B, *shape])} for cosine."""

@@ -5,8 +5,12 @@
 ``"materialised"``: at step t, each example's gradient ``g_i`` from ``x`` and ``delta`` (the
 rule's ``per_example``); ``sum_i g_i`` is the layer's batch gradient, so autodiff skips its
 own, and only ``g_i`` [B, P] is kept; at step t+1, ``r_i = <g_i, V>`` (3 P FLOPs per example:
-the sum and the dot). Per example, a path costs its extra FLOPs plus :data:`BYTE_COST` per
-byte kept; the cheaper one is chosen unless the user forces one.
+the sum and the dot). ``"gram"``: keep ``x`` and ``delta`` as the tangent does; at step t+1,
+when the direction is the summed gradient of batch t+1's recorded call,
+``r_i = sum_j (x_i . x'_j)(delta_i . delta'_j)`` (one position per example:
+``2 B' (in + out + 1)`` FLOPs per example for a batch t+1 of ``B'``), or the tangent at
+batches where that costs more. Per example, a path costs its extra FLOPs plus
+:data:`BYTE_COST` per byte kept; the cheaper one is chosen unless the user forces one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import tensorflow as tf
 
 from gar_tf.alignment.plan import Plan, Unit
 
-PATHS = ("tangent", "materialised")
+PATHS = ("tangent", "materialised", "gram")
 CHOICES = ("auto", *PATHS)
 #: FLOPs that one byte kept until the next step is taken to cost (written once, read
 #: once): a memory-bound op moves a few bytes per FLOP on CPUs and GPUs alike.
@@ -74,22 +78,32 @@ def check_choice(paths, layer_names: list[str] | None = None) -> None:
         raise ValueError(f"paths must map layer names to one of {PATHS}, got {wrong}.")
 
 
-def _materialisable(call: CallShape) -> bool:
-    """Whether the rule's per-example gradient applies to this call (traced, not run)."""
-    rule = call.unit.rule
-    if rule.per_example is None:
+def gram_flops(input_shape, output_shape, batch: int) -> int:
+    """FLOPs of one example's Gram-form reward against a batch of ``batch`` examples."""
+    return 2 * batch * (math.prod(input_shape) + math.prod(output_shape) + 1)
+
+
+def _applies(fn, call: CallShape, batches: int) -> bool:
+    """Whether a rule function of ``batches`` (inputs, delta) pairs applies to this call
+    (traced, not run): it raises ValueError for calls it does not cover."""
+    if fn is None:
         return False
     try:
         with tf.Graph().as_default():
             x = tf.zeros([1, *call.input_shape], tf.float32)
-            rule.per_example(call.unit.layer, x, tf.zeros([1, *call.output_shape], tf.float32))
+            delta = tf.zeros([1, *call.output_shape], tf.float32)
+            fn(call.unit.layer, *[x, delta] * batches)
     except ValueError:
         return False
     return True
 
 
-def _options(calls: list[CallShape]) -> dict[str, tuple[int | None, int | None]]:
-    """``{path: (extra FLOPs, bytes kept)}`` per example, summed over a unit's calls."""
+def _options(
+    calls: list[CallShape], batch: int | None = None, gram: bool = False
+) -> dict[str, tuple[int | None, int | None]]:
+    """``{path: (extra FLOPs, bytes kept)}`` per example, summed over a unit's calls;
+    ``"gram"`` (listed first, so it wins a tie) if ``gram``, the unit has one call and, for a
+    known ``batch``, the Gram form costs no more than the tangent."""
     unit = calls[0].unit
     if any(None in c.input_shape + c.output_shape for c in calls):
         return {"tangent": (None, None)}
@@ -102,8 +116,16 @@ def _options(calls: list[CallShape]) -> dict[str, tuple[int | None, int | None]]
         + math.prod(c.output_shape) * c.output_dtype.size
         for c in calls
     )
-    options = {"tangent": (None if None in flops else sum(flops), kept)}
-    if all(_materialisable(c) for c in calls):
+    tangent = None if None in flops else sum(flops)
+    options = {"tangent": (tangent, kept)}
+    if gram and len(calls) == 1 and _applies(unit.rule.gram, calls[0], 2):
+        # Offered where it can be cheaper; the engine takes the cheaper form per batch, so
+        # an unknown batch costs what the tangent does.
+        call = calls[0]
+        known = None if batch is None else gram_flops(call.input_shape, call.output_shape, batch)
+        if known is None or tangent is None or known <= tangent:
+            options = {"gram": (tangent if known is None else known, kept), **options}
+    if all(_applies(unit.rule.per_example, c, 1) for c in calls):
         size = sum(math.prod(v.shape) for v in unit.variables.values())
         options["materialised"] = (3 * size * len(calls), 4 * size * len(calls))
     return options
@@ -114,11 +136,19 @@ def _score(option: tuple[int | None, int | None]) -> float:
     return math.inf if flops is None or kept is None else flops + BYTE_COST * kept
 
 
-def choose(plan: Plan, calls: list[CallShape], paths="auto") -> tuple[Plan, list[PathCost]]:
+def choose(
+    plan: Plan,
+    calls: list[CallShape],
+    paths="auto",
+    batch: int | None = None,
+    gram: bool = False,
+) -> tuple[Plan, list[PathCost]]:
     """``plan`` with each rule unit's path set (``paths``: ``"auto"``, one path for every
     layer that has it, or ``{layer name: path}`` with ``"auto"`` for the rest), and the
     cost of every unit (a JVP unit's as its kind, ``"fallback"`` or ``"enclosing"``, with
-    unknown cost). Rule units without a recorded call keep the tangent path.
+    unknown cost). Rule units without a recorded call keep the tangent path. ``"gram"`` is
+    offered only if ``gram`` (the caller passes the direction's batch, of ``batch``
+    examples when known).
 
     Raises:
         ValueError: a layer named in ``paths`` has no such path for this call.
@@ -139,7 +169,7 @@ def choose(plan: Plan, calls: list[CallShape], paths="auto") -> tuple[Plan, list
         if not found:
             units.append(unit)
             continue
-        options = _options(found)
+        options = _options(found, batch, gram)
         wanted = paths.get(unit.layer.name, "auto") if isinstance(paths, Mapping) else paths
         if wanted == "auto":
             path = min(options, key=lambda p: _score(options[p]))
@@ -148,7 +178,9 @@ def choose(plan: Plan, calls: list[CallShape], paths="auto") -> tuple[Plan, list
         elif isinstance(paths, Mapping):
             raise ValueError(
                 f"paths asks for {wanted!r} on layer {unit.layer.name!r}, which has only "
-                f"{sorted(options)} (its rule gives no per-example gradient for this call)."
+                f"{sorted(options)} for this call (the materialised path needs the rule's "
+                "per-example gradient; the Gram form a rule for it, one call of one position "
+                "per example, and a direction that is the next batch's gradient)."
             )
         else:
             path = "tangent"

@@ -5,8 +5,9 @@ its weights, the directional derivative ``dz[W](V)`` of ``z`` along a direction
 ``V`` for that weight. The engine turns it into the per-example reward
 ``r_i = sum(delta_i * dz_i)`` with ``delta = dL/dz`` (the "tangent" path). A rule may
 also give each example's weight gradient from ``x`` and ``delta`` in closed form (the
-"materialised" path) and the FLOPs of its tangent, from which ``paths`` chooses
-(docs/method.md §2, §12). A :class:`RuleRegistry` maps layer types to rules; the
+"materialised" path), its alignment with another recorded batch's summed gradient from the
+two batches' ``x`` and ``delta`` (the "gram" path) and the FLOPs of its tangent, from which
+``paths`` chooses (docs/method.md §2, §12). A :class:`RuleRegistry` maps layer types to rules; the
 built-in ones are in ``rules/``, one module per layer family.
 """
 
@@ -24,6 +25,9 @@ TangentFn = Callable[
 ]
 PerExampleFn = Callable[[keras.layers.Layer, tf.Tensor, tf.Tensor], Mapping[str, tf.Tensor]]
 FlopsFn = Callable[[keras.layers.Layer, tuple, tuple], int]
+GramFn = Callable[
+    [keras.layers.Layer, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], Mapping[str, tf.Tensor]
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +53,11 @@ class LayerRule:
         flops: ``fn(layer, input_shape, output_shape) -> int``, the FLOPs of one
             example's tangent (shapes without the batch axis), or None (unknown: the
             tangent path is kept).
+        gram: ``fn(layer, inputs, delta, other_inputs, other_delta) -> {name: r}``, for
+            every weight in ``weights`` each example's alignment ``r_i = <g_i, sum_j g'_j>``
+            [B] with the summed gradient of another batch of the same call, from both
+            batches' inputs and output gradients (float32), without forming a weight
+            gradient; raises ValueError for a call it does not cover. None: no such path.
     """
 
     tangents: TangentFn
@@ -57,6 +66,7 @@ class LayerRule:
     needs_weights: bool = False
     per_example: PerExampleFn | None = None
     flops: FlopsFn | None = None
+    gram: GramFn | None = None
 
 
 class RuleRegistry:
@@ -102,12 +112,15 @@ class RuleRegistry:
         needs_weights: bool = False,
         per_example: PerExampleFn | None = None,
         flops: FlopsFn | None = None,
+        gram: GramFn | None = None,
         replace: bool = False,
     ) -> Callable[[TangentFn], TangentFn]:
         """Decorator: registers ``fn`` as the rule for ``layer_type`` (see :class:`LayerRule`)."""
 
         def decorator(fn: TangentFn) -> TangentFn:
-            rule = LayerRule(fn, tuple(weights), activation, needs_weights, per_example, flops)
+            rule = LayerRule(
+                fn, tuple(weights), activation, needs_weights, per_example, flops, gram
+            )
             self.add(layer_type, rule, replace=replace)
             return fn
 

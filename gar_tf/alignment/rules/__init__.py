@@ -32,7 +32,7 @@ def register_rule(layer_type: type, **options) -> Callable[[TangentFn], TangentF
 
     ``options`` are those of :meth:`RuleRegistry.register`: ``weights`` (required),
     ``activation="activation"``, ``needs_weights=False``, ``per_example=None``,
-    ``flops=None``, ``replace=False``.
+    ``flops=None``, ``gram=None``, ``replace=False``.
     Example, for a layer computing ``z = x @ kernel * scale`` with a fixed scale::
 
         @gar_tf.register_rule(ScaledDense, weights=("kernel",), activation=None)

@@ -1,7 +1,9 @@
 """Rules for Dense and EinsumDense: ``z = x W + b`` so ``dz = x V_W + V_b`` (docs/method.md §2).
 
 Each example's gradient is ``g_i[W] = sum_positions x_i^T delta_i`` and ``g_i[b] = sum_positions
-delta_i``: one einsum that keeps the batch axis (the "materialised" path, §12).
+delta_i``: one einsum that keeps the batch axis (the "materialised" path, §12). With one
+position per example, ``<g_i, sum_j g'_j> = sum_j (x_i . x'_j)(delta_i . delta'_j)``: two
+Gram matrices of the batches instead of a product with the kernel (the "gram" path, §12).
 """
 
 import math
@@ -41,8 +43,27 @@ def _dense_per_example(layer, inputs, delta):
     return grads
 
 
+def _dense_gram(layer, inputs, delta, other_inputs, other_delta):
+    if len(inputs.shape) != 2:
+        raise ValueError(
+            f"Dense {layer.name!r} is called on several positions per example; the Gram "
+            "form covers one position (inputs of shape [batch, features])."
+        )
+    grams = ops.matmul(inputs, ops.transpose(other_inputs)) * ops.matmul(
+        delta, ops.transpose(other_delta)
+    )
+    alignments = {"kernel": ops.sum(grams, axis=1)}
+    if layer.use_bias:
+        alignments["bias"] = ops.matmul(delta, ops.sum(other_delta, axis=0))
+    return alignments
+
+
 @RULES.register(
-    layers.Dense, weights=("kernel", "bias"), per_example=_dense_per_example, flops=_dense_flops
+    layers.Dense,
+    weights=("kernel", "bias"),
+    per_example=_dense_per_example,
+    flops=_dense_flops,
+    gram=_dense_gram,
 )
 def _dense(layer, inputs, direction, weights):
     tangents = {}
