@@ -98,12 +98,21 @@ def _applies(fn, call: CallShape, batches: int) -> bool:
     return True
 
 
+def _gram_applies(calls: list[CallShape], gram: bool, shared: bool) -> bool:
+    """Whether the Gram form can reward this unit: offered (``gram``), one call, weights no
+    other unit holds (``shared``: the direction would hold that unit's share too)."""
+    return (
+        gram and not shared and len(calls) == 1 and _applies(calls[0].unit.rule.gram, calls[0], 2)
+    )
+
+
 def _options(
     calls: list[CallShape], batch: int | None = None, gram: bool = False
 ) -> dict[str, tuple[int | None, int | None]]:
     """``{path: (extra FLOPs, bytes kept)}`` per example, summed over a unit's calls;
-    ``"gram"`` (listed first, so it wins a tie) if ``gram``, the unit has one call and, for a
-    known ``batch``, the Gram form costs no more than the tangent."""
+    ``"gram"`` (listed first, so it wins a tie) if ``gram`` (it applies, see
+    :func:`_gram_applies`) and, for a known ``batch``, the Gram form costs no more than the
+    tangent."""
     unit = calls[0].unit
     if any(None in c.input_shape + c.output_shape for c in calls):
         return {"tangent": (None, None)}
@@ -118,7 +127,7 @@ def _options(
     )
     tangent = None if None in flops else sum(flops)
     options = {"tangent": (tangent, kept)}
-    if gram and len(calls) == 1 and _applies(unit.rule.gram, calls[0], 2):
+    if gram:
         # Offered where it can be cheaper; the engine takes the cheaper form per batch, so
         # an unknown batch costs what the tangent does.
         call = calls[0]
@@ -156,6 +165,10 @@ def choose(
     by_unit: dict[int, list[CallShape]] = {}
     for call in calls:
         by_unit.setdefault(id(call.unit), []).append(call)
+    owners: dict[int, int] = {}  # variable -> how many units hold it (a tied kernel: 2)
+    for unit in plan.units:
+        for v in {id(v) for v in unit.variables.values()}:
+            owners[v] = owners.get(v, 0) + 1
     units, described = [], []
     for unit in plan.units:
         found = by_unit.get(id(unit))
@@ -169,12 +182,17 @@ def choose(
         if not found:
             units.append(unit)
             continue
-        options = _options(found, batch, gram)
+        shared = any(owners[id(v)] > 1 for v in unit.variables.values())
+        with_gram = _gram_applies(found, gram, shared)
+        options = _options(found, batch, with_gram)
         wanted = paths.get(unit.layer.name, "auto") if isinstance(paths, Mapping) else paths
         if wanted == "auto":
             path = min(options, key=lambda p: _score(options[p]))
         elif wanted in options:
             path = wanted
+        elif wanted == "gram" and with_gram and isinstance(paths, Mapping):
+            # forced by name but costlier at this batch: the engine runs the tangent
+            path, options = "gram", {"gram": options["tangent"], **options}
         elif isinstance(paths, Mapping):
             raise ValueError(
                 f"paths asks for {wanted!r} on layer {unit.layer.name!r}, which has only "

@@ -43,7 +43,7 @@ class Unit:
     ``rule`` is None for the fallback (an exact layer-local JVP). ``folded`` lists the
     sublayers whose weights this fallback unit of an enclosing layer covers because some
     call of theirs has no batch on axis 0 (see :func:`fold`). ``path`` is how a rule unit's reward
-    is computed: ``"tangent"`` or ``"materialised"`` (``gar_tf.alignment.paths``).
+    is computed: ``"tangent"``, ``"materialised"`` or ``"gram"`` (``gar_tf.alignment.paths``).
     """
 
     layer: keras.layers.Layer
