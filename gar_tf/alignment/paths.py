@@ -85,8 +85,9 @@ def gram_flops(input_shape, output_shape, batch: int) -> int:
 
 def _applies(fn, call: CallShape, batches: int) -> bool:
     """Whether a rule function of ``batches`` (inputs, delta) pairs applies to this call
-    (traced, not run): it raises ValueError for calls it does not cover."""
-    if fn is None:
+    (traced, not run): it raises ValueError for calls it does not cover. A call of unknown
+    shape (e.g. a dynamic sequence length) has only the tangent path."""
+    if fn is None or None in call.input_shape + call.output_shape:
         return False
     try:
         with tf.Graph().as_default():
